@@ -1,0 +1,1 @@
+"""Grading tools for the course, built on nbgrader (configuration: nbgrader_config.py)."""

@@ -1,0 +1,79 @@
+"""Run profiles: how big a notebook's data and training runs are.
+
+A student gets the ``full`` profile: the real sizes the prose talks about. Tests, CI and
+nbgrader get ``fast``: the same code on smaller data and fewer repeats, so a whole class
+can be graded on a laptop. Every notebook reads its sizes from ``current()`` in one
+visible cell, so nothing about the profile is hidden from the student.
+
+Selection, first match wins:
+1. ``EFFICIENT_DL_PROFILE=fast`` or ``=full`` in the environment;
+2. ``fast`` while nbgrader executes the notebook (it sets ``NBGRADER_EXECUTION``);
+3. ``full``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+PROFILE_ENV = "EFFICIENT_DL_PROFILE"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunProfile:
+    name: str
+    # Training: passes over the data, and a cap on training examples (None: use them all).
+    epochs: int
+    max_train_examples: int | None
+    # Latency measurements: untimed calls first, then timed ones.
+    latency_warmup: int
+    latency_repeats: int
+    # Batch sizes for throughput sweeps.
+    batch_sizes: tuple[int, ...]
+
+    def describe(self) -> str:
+        cap = "all" if self.max_train_examples is None else f"{self.max_train_examples:,}"
+        return (
+            f"Run profile '{self.name}': {self.epochs} epoch(s), training examples: {cap}, "
+            f"latency {self.latency_warmup} warm-up + {self.latency_repeats} timed calls, "
+            f"batch sizes {list(self.batch_sizes)}"
+        )
+
+
+PROFILES = {
+    "full": RunProfile(
+        name="full",
+        epochs=15,
+        max_train_examples=None,
+        latency_warmup=10,
+        latency_repeats=50,
+        batch_sizes=(1, 4, 16, 64, 256, 1024),
+    ),
+    "fast": RunProfile(
+        name="fast",
+        epochs=3,
+        max_train_examples=4_000,
+        latency_warmup=2,
+        latency_repeats=7,
+        batch_sizes=(1, 16, 256),
+    ),
+}
+
+
+def selected_name(environ: os._Environ | dict | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    requested = environ.get(PROFILE_ENV, "").strip().lower()
+    if requested:
+        if requested not in PROFILES:
+            raise ValueError(
+                f"{PROFILE_ENV}={requested!r} is not a run profile; "
+                f"choose one of {sorted(PROFILES)}."
+            )
+        return requested
+    if environ.get("NBGRADER_EXECUTION"):
+        return "fast"
+    return "full"
+
+
+def current(environ: os._Environ | dict | None = None) -> RunProfile:
+    """The profile this process runs in (see the module docstring for the rules)."""
+    return PROFILES[selected_name(environ)]

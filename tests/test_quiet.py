@@ -1,0 +1,49 @@
+"""The stderr filter the autograder uses: it must drop TensorFlow's chatter and nothing else."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+from efficient_dl.quiet import STDERR_NOISE_PATTERN
+
+NOISE = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+    "I0000 00:00:1795878894.057464    3052 port.cc:153] oneDNN custom operations are on.\n",
+    "E0000 00:00:1795879120.701957    3801 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n",
+    "W1128 15:04:05.123456  1234 gpu_device.cc:2344] Cannot dlopen some GPU libraries.\n",
+    "WARNING:tensorflow:5 out of the last 5 calls to <function> triggered tf.function retracing.\n",
+    "WARNING:absl:Compiled the loaded model, but the compiled metrics have yet to be built.\n",
+    "/app/.venv/lib/python3.11/site-packages/keras/src/layers/core/dense.py:93: UserWarning: Do not pass an `input_shape`\n",
+]
+REAL_OUTPUT = [
+    "Traceback (most recent call last):\n  File \"<stdin>\", line 1\nAssertionError: wrong\n",
+    "my debugging print to stderr\n",
+    "Error: the answer is 42\n",
+]
+
+
+@pytest.mark.parametrize("line", NOISE)
+def test_logging_noise_is_dropped(line):
+    assert re.search(STDERR_NOISE_PATTERN, line)
+
+
+@pytest.mark.parametrize("text", REAL_OUTPUT)
+def test_other_stderr_is_kept(text):
+    assert not re.search(STDERR_NOISE_PATTERN, text)
+
+
+def test_the_noise_tensorflow_prints_here_is_all_matched():
+    """Whatever this TensorFlow build writes to stderr on import and first use is matched."""
+    script = "import efficient_dl, keras; keras.layers.Dense(2)(keras.ops.ones((1, 3)))"
+    stderr = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stderr
+    unmatched = [line for line in stderr.splitlines() if line.strip() and not re.search(STDERR_NOISE_PATTERN, line)]
+    assert not unmatched, unmatched
+
+
+def test_the_grader_uses_the_pattern():
+    from pathlib import Path
+
+    config = (Path(__file__).resolve().parents[1] / "autograder" / "nbgrader_config.py").read_text()
+    assert "c.IgnorePattern.enabled = True" in config
+    assert "c.IgnorePattern.pattern = STDERR_NOISE_PATTERN" in config
