@@ -47,3 +47,24 @@ def test_the_grader_uses_the_pattern():
     config = (Path(__file__).resolve().parents[1] / "autograder" / "nbgrader_config.py").read_text()
     assert "c.IgnorePattern.enabled = True" in config
     assert "c.IgnorePattern.pattern = STDERR_NOISE_PATTERN" in config
+
+
+def test_filtered_stderr_drops_noise_and_keeps_real_messages():
+    script = (
+        "import os\n"
+        "from efficient_dl.quiet import filtered_stderr\n"
+        "with filtered_stderr():\n"
+        "    os.write(2, b'I0000 00:00:1795878894.057464    3052 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "    os.write(2, b'a real problem\\n')\n"
+        "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'after the block\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "a real problem\nafter the block\n"
+
+
+def test_importing_keras_inside_the_filter_is_silent():
+    script = "from efficient_dl.quiet import filtered_stderr\nwith filtered_stderr():\n    import keras\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

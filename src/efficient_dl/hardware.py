@@ -12,6 +12,8 @@ import os
 import platform
 from typing import Any
 
+from efficient_dl.quiet import filtered_stderr
+
 CPU_NOTICE = (
     "No GPU found: this runs on the CPU, only slower. For a GPU on Colab: Runtime → Change "
     "runtime type → GPU; on JupyterHub: ask your instructor for a GPU server profile."
@@ -72,6 +74,12 @@ def _gpu_name(tf, gpu) -> str:
 
 def describe_hardware(verbose: bool = True) -> HardwareInfo:
     """Find TPU, GPUs or CPU, pick a distribution strategy, and (if verbose) print one line."""
+    # The first device query probes CUDA from C++ and logs its failure on a CPU-only machine.
+    with filtered_stderr():
+        return _describe_hardware(verbose)
+
+
+def _describe_hardware(verbose: bool) -> HardwareInfo:
     import tensorflow as tf
 
     cpu, cores = cpu_model(), cpu_cores()

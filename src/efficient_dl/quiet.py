@@ -7,14 +7,19 @@ and TensorFlow logs there freely. Two layers of defence:
    only work if they are set before TensorFlow is imported, which is why importing
    ``efficient_dl`` calls it first.
 2. Some lines come from C++ before any Python setting can apply (absl's
-   "All log messages before absl::InitializeLog()" notice, the oneDNN banner). The
-   autograder's ``IgnorePattern`` drops those; ``STDERR_NOISE_PATTERN`` is the one regular
-   expression both the grader and the tests use.
+   "All log messages before absl::InitializeLog()" notice, the oneDNN banner, the CUDA
+   probe on a machine without a GPU). ``filtered_stderr()`` drops them where we know they
+   come (importing TensorFlow, listing devices), and the autograder's ``IgnorePattern``
+   drops them anywhere else. ``STDERR_NOISE_PATTERN`` is the one regular expression both use.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
+import sys
+import tempfile
 import warnings
 
 # Lines on stderr that are logging noise rather than a failure: C++ log lines in absl's
@@ -45,3 +50,31 @@ def quiet_tensorflow() -> None:
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:
         pass
+
+
+@contextlib.contextmanager
+def filtered_stderr():
+    """Drop TensorFlow's C++ log lines written to stderr inside the block; keep everything else.
+
+    C++ writes to file descriptor 2 directly, past Python's ``sys.stderr``, so the descriptor
+    itself is pointed at a temporary file for the duration and the lines that are not noise
+    are written back afterwards (a real error message is never lost, only delayed).
+    """
+    try:
+        stderr_fd = sys.__stderr__.fileno() if sys.__stderr__ else 2
+    except (AttributeError, OSError, ValueError):
+        stderr_fd = 2
+    saved_fd = os.dup(stderr_fd)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), stderr_fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved_fd, stderr_fd)
+            os.close(saved_fd)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace")
+            kept = [line for line in text.splitlines(keepends=True) if not re.search(STDERR_NOISE_PATTERN, line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
