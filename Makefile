@@ -32,8 +32,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
 	touch $(STAMP)
 
+# Jupyter refuses to run as root unless told; containers and cloud VMs often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab course/
+	$(BIN)/jupyter lab $(ALLOW_ROOT) course/
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
