@@ -6,12 +6,17 @@ The environment variables are set at import time so that every process the tests
 import ipaddress
 import os
 import socket
+import tempfile
 
 import pytest
 
 os.environ["EFFICIENT_DL_DATA_SOURCE"] = "sample"
 os.environ["EFFICIENT_DL_PROFILE"] = "fast"
 os.environ.pop("EFFICIENT_DL_DATA_MIRROR", None)
+# Models the notebooks train and cache (e.g. the baseline CNN) start from nothing in every
+# test run, as on a fresh machine, and are shared by all the run's workers and kernels.
+_run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+os.environ["EFFICIENT_DL_CACHE"] = os.path.join(tempfile.gettempdir(), f"efficient-dl-test-cache-{_run_id}")
 
 _real_connect = socket.socket.connect
 
