@@ -42,7 +42,7 @@ class RunProfile:
 PROFILES = {
     "full": RunProfile(
         name="full",
-        epochs=15,
+        epochs=20,
         max_train_examples=None,
         latency_warmup=10,
         latency_repeats=50,
@@ -50,7 +50,9 @@ PROFILES = {
     ),
     "fast": RunProfile(
         name="fast",
-        epochs=3,
+        # The CNN of chapter 03 needs about 15 passes over the 3,500 sample images (with
+        # augmentation) to clear 97 % test accuracy with a margin; early stopping may end sooner.
+        epochs=15,
         max_train_examples=4_000,
         latency_warmup=2,
         latency_repeats=7,
