@@ -1,0 +1,211 @@
+"""Run a student's kernel with less power than the grader: its own user, no network,
+nothing of the course's secrets in sight, and limits on memory, CPU time and file size.
+
+nbgrader starts kernels by kernel-spec name ("python3"). The class grader writes, per
+student, a kernel spec named ``python3`` whose command is this module's ``launch``: it
+applies what the machine allows, then ``exec``s the real ipykernel. Kernels talk to
+nbgrader over Unix-domain sockets (``KernelManager.transport = "ipc"``), which work across
+network namespaces, so the kernel can live in a namespace with no network at all.
+
+What each measure needs, and what happens without it:
+
+- own user (uid ``SANDBOX_UID_BASE + worker slot``): the grader runs as root. Otherwise
+  the kernel runs as the grader's user.
+- no network (a new, empty network namespace): root, or unprivileged user namespaces.
+- hidden paths (a new mount namespace with empty tmpfs over ``solutions/``,
+  ``autograder/`` and the class workspace's private folders, and a private /tmp): root.
+- memory (RLIMIT_AS), CPU time (RLIMIT_CPU), file size (RLIMIT_FSIZE), no core files:
+  everywhere on Linux and macOS.
+
+``probe()`` tells which of these work here; the grader prints what is missing once.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SANDBOX_UID_BASE = 61_000  # + worker slot: no two kernels running at once share a user
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_BIND = 0x4000, 0x40000, 0x2, 0x4, 0x1000
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int = 4 * 2**30  # address space: TensorFlow and a small CNN fit in 4 GiB
+    cpu_seconds: int = 900  # per kernel, all cells together
+    file_bytes: int = 512 * 2**20  # largest file a kernel may write
+    cell_seconds: int = 300  # nbgrader's Execute.timeout
+    notebook_seconds: int = 1_200  # one student's whole autograde, wall clock
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    separate_user: bool
+    no_network: bool
+    hidden_paths: bool
+    resource_limits: bool
+    missing: tuple[str, ...] = field(default_factory=tuple)
+
+    def notices(self) -> list[str]:
+        return list(self.missing)
+
+
+def _libc():
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _unshare(flags: int) -> None:
+    if _libc().unshare(flags) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    result = _libc().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                           data.encode() if data else None)
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
+
+
+def _can_in_child(flags: int) -> bool:
+    """Whether unshare(flags) works here, tried in a throw-away child process."""
+    if not sys.platform.startswith("linux"):
+        return False
+    code = (f"import autograder.isolation as i; i._unshare({flags})")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                               cwd=Path(__file__).resolve().parents[1])
+    return completed.returncode == 0
+
+
+def probe() -> Capabilities:
+    """What this machine lets the grader do to a student's kernel."""
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    no_network = _can_in_child(CLONE_NEWNET)
+    hidden_paths = is_root and _can_in_child(CLONE_NEWNS)
+    missing = []
+    if not is_root:
+        missing.append("kernels run as your own user (start the grader as root to run them as a separate, "
+                       "unprivileged user)")
+    if not no_network:
+        missing.append("kernels can reach the network (this machine does not allow a separate network namespace)")
+    if not hidden_paths:
+        missing.append("kernels can read what your user can read, solutions/ and the gradebook included "
+                       "(hiding them needs root and mount namespaces)")
+    if not hasattr(resource, "RLIMIT_AS"):
+        missing.append("no memory limit on this system")
+    return Capabilities(separate_user=is_root, no_network=no_network, hidden_paths=hidden_paths,
+                        resource_limits=hasattr(resource, "RLIMIT_AS"), missing=tuple(missing))
+
+
+@dataclass(frozen=True)
+class SandboxPlan:
+    """Everything ``launch`` needs, written into the kernel spec as one JSON argument."""
+    limits: dict
+    uid: int | None
+    hide: list[str]  # folders to cover with an empty tmpfs, files to replace by /dev/null
+    private_tmp: bool
+    no_network: bool
+    home: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def write_kernel_spec(folder: Path, plan: SandboxPlan) -> Path:
+    """A kernel spec named python3 under ``folder``/kernels: put ``folder`` first on JUPYTER_PATH."""
+    spec_dir = folder / "kernels" / "python3"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "autograder.isolation", plan.to_json(), "--",
+                 sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (sandboxed grading)",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return spec_dir
+
+
+def _apply_limits(limits: dict) -> None:
+    for name, value in (("RLIMIT_AS", limits["memory_bytes"]), ("RLIMIT_CPU", limits["cpu_seconds"]),
+                        ("RLIMIT_FSIZE", limits["file_bytes"]), ("RLIMIT_CORE", 0)):
+        if hasattr(resource, name):
+            resource.setrlimit(getattr(resource, name), (value, value))
+
+
+def _hide(paths: list[str], private_tmp: bool) -> None:
+    _unshare(CLONE_NEWNS)
+    _mount("none", "/", None, MS_REC | MS_PRIVATE)  # our mounts stay in this namespace
+    for path in paths:
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0555")
+        elif os.path.isfile(path):  # a file (the gradebook): an empty one in its place
+            _mount("/dev/null", path, None, MS_BIND)
+    if private_tmp:
+        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=2g,mode=1777")
+
+
+def _private_connection_file(argv: list[str], uid: int | None) -> list[str]:
+    """The kernel's connection file is root's (mode 600): hand the kernel its own copy."""
+    if uid is None or "-f" not in argv:
+        return argv
+    index = argv.index("-f") + 1
+    original = Path(argv[index])
+    copy = original.with_name(original.stem + "-sandbox.json")
+    shutil.copyfile(original, copy)
+    os.chown(copy, uid, uid)
+    os.chmod(copy, 0o600)
+    return argv[:index] + [str(copy)] + argv[index + 1:]
+
+
+def launch(plan_json: str, kernel_argv: list[str]) -> None:
+    """Become the sandboxed kernel: called as the kernel spec's command, never returns."""
+    plan = json.loads(plan_json)
+    kernel_argv = _private_connection_file(kernel_argv, plan["uid"])
+    cwd = os.getcwd()  # the notebook's folder: kept even where its parents get hidden
+    if plan["no_network"]:
+        _unshare(CLONE_NEWNET)
+    if plan["hide"] or plan["private_tmp"]:
+        _hide(plan["hide"], plan["private_tmp"])
+    os.chdir(cwd)
+    _apply_limits(plan["limits"])
+    if plan["uid"] is not None:
+        os.setgroups([])
+        os.setgid(plan["uid"])
+        os.setuid(plan["uid"])
+    libc = _libc()
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the kernel dies with its grader
+    os.environ["HOME"] = plan["home"]
+    os.environ["MPLCONFIGDIR"] = os.path.join(plan["home"], ".matplotlib")
+    os.environ.pop("JUPYTER_RUNTIME_DIR", None)
+    os.execv(kernel_argv[0], kernel_argv)
+
+
+def kill_user_processes(uid: int) -> None:
+    """Stop everything a sandbox user still runs (a kernel that outlived its grader)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                pass
+
+
+if __name__ == "__main__":
+    separator = sys.argv.index("--")
+    launch(sys.argv[1], sys.argv[separator + 1:])
