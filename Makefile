@@ -9,6 +9,12 @@
 #   make validate                      check that every solution passes its own tests
 #   make grade CHAPTER=ch01_compute_and_energy     autograde autograder/submitted/*/CHAPTER
 #   make export                        write autograder/exports/grades.csv
+#   make grade-class CHAPTER=ch01_compute_and_energy SUBMISSIONS=folder-or.zip [WORKERS=4]
+#                                      the class grader: parallel, sandboxed, CSV + feedback
+#   make benchmark-grading             plain nbgrader vs the class grader, on this machine
+#
+# Students studying alone:
+#   make check NOTEBOOK=course/ch01_compute_and_energy/ch01_compute_and_energy.ipynb
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -20,7 +26,7 @@ PYTEST_ARGS ?=
 # nbgrader calls `alembic` and starts kernels by name: the environment's own must come first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup lab test release validate grade export clean
+.PHONY: setup lab test release validate grade export grade-class check benchmark-grading clean
 
 setup: $(STAMP)
 
@@ -53,6 +59,17 @@ grade: setup
 export: setup
 	mkdir -p autograder/exports
 	nbgrader export --to autograder/exports/grades.csv
+
+grade-class: setup
+	@test -n "$(SUBMISSIONS)" -a "$(words $(CHAPTER))" = 1 || { echo "Usage: make grade-class CHAPTER=<one chapter> SUBMISSIONS=<folder or .zip> [WORKERS=N]"; exit 2; }
+	$(BIN)/python -m autograder.grade_class $(CHAPTER) $(SUBMISSIONS) $(if $(WORKERS),--workers $(WORKERS))
+
+check: setup
+	@test -n "$(NOTEBOOK)" || { echo "Usage: make check NOTEBOOK=course/<chapter>/<chapter>.ipynb"; exit 2; }
+	$(BIN)/python -m autograder.check $(NOTEBOOK)
+
+benchmark-grading: setup
+	$(BIN)/python benchmarks/grading_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache autograder/gradebook.db autograder/autograded autograder/feedback

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
@@ -100,9 +101,18 @@ def _is_setup(cell) -> bool:
 class ResilientExecute(Execute):
     max_kernel_deaths = Integer(3, help="Restarts allowed per notebook before giving up.").tag(config=True)
     report_path = Unicode("", help="Where to write what happened, as JSON (empty: nowhere).").tag(config=True)
+    workdir_owner = Integer(-1, help="uid that gets the notebook's folder, where the kernel runs as another "
+                                     "user (-1: leave it)").tag(config=True)
 
     def preprocess(self, nb, resources, km=None):
         pristine = copy.deepcopy(nb)
+        workdir = (resources or {}).get("metadata", {}).get("path")
+        if self.workdir_owner >= 0 and workdir:
+            # nbgrader (root) just made this folder; the sandboxed kernel must be able to write in it.
+            for folder, _, files in os.walk(workdir):
+                os.chown(folder, self.workdir_owner, self.workdir_owner)
+                for name in files:
+                    os.chown(os.path.join(folder, name), self.workdir_owner, self.workdir_owner)
         self.killed_cells: set[int] = set()
         self.restored: dict[str, list[str]] = {}
         while True:

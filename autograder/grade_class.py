@@ -32,8 +32,10 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -41,6 +43,10 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.utils import compute_checksum, is_grade
 
 from autograder import feedback, isolation
+
+# nbgrader's gradebook API trips SQLAlchemy's autoflush warnings on every new submission.
+warnings.filterwarnings("ignore", module="nbgrader.api")
+warnings.filterwarnings("ignore", message=".*not in session.*")
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
@@ -128,9 +134,10 @@ def collect_zip(archive: Path, course: Course, workspace: Path, regexp: str) -> 
     shutil.rmtree(collected, ignore_errors=True)
     completed = nbgrader_command(
         course.root, "zip_collect", course.chapter, "--force",
-        f"--ZipCollectApp.downloaded_directory={downloaded}",
+        # zip_collect glues these to the course root, so they must be relative to it.
+        f"--ZipCollectApp.downloaded_directory={os.path.relpath(downloaded, course.root)}",
         f"--FileNameCollectorPlugin.named_regexp={regexp}",
-        f"--CourseDirectory.submitted_directory={collected}")
+        f"--CourseDirectory.submitted_directory={os.path.relpath(collected, course.root)}")
     if completed.returncode != 0:
         raise SystemExit(f"nbgrader zip_collect could not read {archive}:\n{completed.stderr[-3000:]}")
     return collected
@@ -204,6 +211,20 @@ def tampering(notebook, course: Course) -> list[str]:
     return found
 
 
+def without_duplicate_ids(notebook):
+    """Copied cells keep their grade_id: the first one keeps it, copies become plain cells
+    (what nbgrader's DeduplicateIds means to do; its add_missing_cells then trips on them)."""
+    seen = set()
+    for cell in notebook.cells:
+        metadata = cell.get("metadata", {})
+        grade_id = metadata.get("nbgrader", {}).get("grade_id")
+        if "nbgrader" in metadata and (grade_id is None or grade_id in seen):
+            del metadata["nbgrader"]
+        elif grade_id is not None:
+            seen.add(grade_id)
+    return notebook
+
+
 # --- the ledger: what is done survives a kill ----------------------------------------------
 
 
@@ -268,7 +289,7 @@ class Grader:
     def _autograde(self, submission: Submission, notebook, slot: int) -> Result:
         student, chapter = submission.student, self.course.chapter
         private = self.workspace / "private" / student
-        kernel_home = self.workspace / "kernels" / student
+        kernel_home = self.kernels_base() / student
         for folder in (private, kernel_home):
             shutil.rmtree(folder, ignore_errors=True)
         (private / "autograder").mkdir(parents=True)
@@ -277,7 +298,7 @@ class Grader:
         shutil.copyfile(self.workspace / "gradebook-snapshot.db", private / "autograder" / "gradebook.db")
         submitted = private / "autograder" / "submitted" / student / chapter / f"{chapter}.ipynb"
         submitted.parent.mkdir(parents=True)
-        nbformat.write(notebook, str(submitted))
+        nbformat.write(without_duplicate_ids(notebook), str(submitted))
         autograded = kernel_home / "autograded"
         for folder in (autograded, kernel_home / "runtime", kernel_home / "home"):
             folder.mkdir(parents=True)
@@ -292,10 +313,11 @@ class Grader:
             hide=[str(p) for p in self.course.secrets() + [self.workspace / "private", self.workspace / "ledger.db",
                                                           self.workspace / "gradebook-snapshot.db"]]
             if self.capabilities.hidden_paths else [],
-            private_tmp=self.capabilities.hidden_paths, no_network=self.capabilities.no_network,
+            no_network=self.capabilities.no_network,
             home=str(kernel_home / "home"))
         isolation.write_kernel_spec(private / "jupyter", plan)
-        (private / "nbgrader_config.py").write_text(_private_config(autograded, report, self.limits, uid))
+        (private / "nbgrader_config.py").write_text(
+            _private_config(autograded, report, self.limits, uid, kernel_home / "runtime" / "kernel"))
         env = {"JUPYTER_PATH": str(private / "jupyter"), "JUPYTER_RUNTIME_DIR": str(kernel_home / "runtime"),
                "EFFICIENT_DL_CACHE": str(self.model_cache), "EFFICIENT_DL_PROFILE": "fast"}
         log = self.workspace / "logs" / f"{student}.log"
@@ -325,6 +347,15 @@ class Grader:
         shutil.rmtree(private, ignore_errors=True)
         return Result(student, GRADED, scores, [], notes)
 
+    def kernels_base(self) -> Path:
+        """Where kernels run: in the workspace if another user can reach it, else in /tmp."""
+        base = self.workspace / "kernels"
+        if self.capabilities.separate_user and isolation._untraversable_ancestor(str(self.workspace)):
+            base = Path(tempfile.gettempdir()) / f"efficient-dl-kernels-{hashlib.sha1(str(self.workspace).encode()).hexdigest()[:12]}"
+        base.mkdir(parents=True, exist_ok=True)
+        os.chmod(base, 0o711)
+        return base
+
     def release_notebook(self) -> Path:
         return self.workspace / "release" / self.course.chapter / f"{self.course.chapter}.ipynb"
 
@@ -349,7 +380,8 @@ class Grader:
             gb.db.commit()
 
 
-def _private_config(autograded: Path, report: Path, limits: isolation.Limits, uid: int | None) -> str:
+def _private_config(autograded: Path, report: Path, limits: isolation.Limits, uid: int | None,
+                    socket_prefix: Path) -> str:
     return f'''c = get_config()  # noqa: F821
 load_subconfig({str(REPOSITORY / "autograder" / "nbgrader_config.py")!r})  # noqa: F821
 from nbgrader.preprocessors import IgnorePattern, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata
@@ -362,7 +394,8 @@ c.OverwriteCells.add_missing_cells = True
 c.Execute.timeout = {limits.cell_seconds}
 c.ResilientExecute.report_path = {str(report)!r}
 c.ResilientExecute.workdir_owner = {uid if uid is not None else -1}
-c.KernelManager.transport = "ipc"
+c.KernelManager.transport = "ipc"  # Unix sockets: they reach a kernel with no network
+c.KernelManager.ip = {str(socket_prefix)!r}
 '''
 
 
@@ -405,11 +438,23 @@ def prepare(course: Course, workspace: Path, submissions: list[Submission]) -> d
     return max_scores
 
 
-def warm_model_cache(workspace: Path) -> Path:
-    """Baseline models that notebooks load, trained once here instead of once per student."""
+def warm_model_cache(course: Course, workspace: Path, out=print) -> Path:
+    """Train the baseline models the chapter loads once, here, instead of once per student
+    (kernels get the cache read-only)."""
     cache = workspace / "model-cache"
     cache.mkdir(parents=True, exist_ok=True)
     os.chmod(cache, 0o755)
+    source = (course.root / "solutions" / course.chapter / f"{course.chapter}.ipynb").read_text()
+    for loader in sorted(set(re.findall(r"load_or_train_baseline_\w+", source))):
+        out(f"Preparing the shared {loader.removeprefix('load_or_train_')} (fast profile) ...")
+        completed = subprocess.run(
+            [sys.executable, "-c", f"from efficient_dl import models; models.{loader}(verbose=False)"],
+            env={**os.environ, "EFFICIENT_DL_CACHE": str(cache), "EFFICIENT_DL_PROFILE": "fast"},
+            capture_output=True, text=True)
+        if completed.returncode != 0:
+            out(f"notice: {loader} failed here ({_last_error(completed.stderr)}); each kernel will train its own")
+    for path in cache.iterdir():
+        os.chmod(path, 0o644)
     return cache
 
 
@@ -462,7 +507,7 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
     submissions = find_submissions(submissions_path, chapter)
     max_scores = prepare(course, workspace, submissions)
     ledger = Ledger(workspace / "ledger.db")
-    grader = Grader(course, workspace, limits, capabilities, warm_model_cache(workspace), max_scores)
+    grader = Grader(course, workspace, limits, capabilities, warm_model_cache(course, workspace, out), max_scores)
 
     results, pending = [], []
     for submission in submissions:

@@ -13,7 +13,8 @@ What each measure needs, and what happens without it:
   the kernel runs as the grader's user.
 - no network (a new, empty network namespace): root, or unprivileged user namespaces.
 - hidden paths (a new mount namespace with empty tmpfs over ``solutions/``,
-  ``autograder/`` and the class workspace's private folders, and a private /tmp): root.
+  the gradebook, the other students' folders): root. Temporary files go to the kernel's own
+  home (``TMPDIR``).
 - memory (RLIMIT_AS), CPU time (RLIMIT_CPU), file size (RLIMIT_FSIZE), no core files:
   everywhere on Linux and macOS.
 
@@ -116,7 +117,6 @@ class SandboxPlan:
     limits: dict
     uid: int | None
     hide: list[str]  # folders to cover with an empty tmpfs, files to replace by /dev/null
-    private_tmp: bool
     no_network: bool
     home: str
 
@@ -146,7 +146,7 @@ def _apply_limits(limits: dict) -> None:
             resource.setrlimit(getattr(resource, name), (value, value))
 
 
-def _hide(paths: list[str], private_tmp: bool) -> None:
+def _hide(paths: list[str]) -> None:
     _unshare(CLONE_NEWNS)
     _mount("none", "/", None, MS_REC | MS_PRIVATE)  # our mounts stay in this namespace
     for path in paths:
@@ -154,8 +154,34 @@ def _hide(paths: list[str], private_tmp: bool) -> None:
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0555")
         elif os.path.isfile(path):  # a file (the gradebook): an empty one in its place
             _mount("/dev/null", path, None, MS_BIND)
-    if private_tmp:
-        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=2g,mode=1777")
+
+
+def _untraversable_ancestor(path: str) -> str | None:
+    """The outermost folder above ``path`` that other users cannot enter (e.g. /root, 0700)."""
+    parts = Path(path).parts
+    for depth in range(2, len(parts) + 1):
+        folder = str(Path(*parts[:depth]))
+        if not os.stat(folder).st_mode & 0o001:
+            return folder
+    return None
+
+
+def _expose(paths: list[str]) -> None:
+    """Make ``paths`` reachable for the sandbox user where a parent folder is private (Python
+    installed under /root by pyenv, say): in this mount namespace only, the private parent
+    becomes an empty, enterable tmpfs with just ``paths`` bound back into it."""
+    for path in paths:
+        path = os.path.realpath(path)
+        ancestor = _untraversable_ancestor(path)
+        if ancestor is None:
+            continue
+        handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0711")
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            _mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC)
+        finally:
+            os.close(handle)
 
 
 def _private_connection_file(argv: list[str], uid: int | None) -> list[str]:
@@ -178,8 +204,12 @@ def launch(plan_json: str, kernel_argv: list[str]) -> None:
     cwd = os.getcwd()  # the notebook's folder: kept even where its parents get hidden
     if plan["no_network"]:
         _unshare(CLONE_NEWNET)
-    if plan["hide"] or plan["private_tmp"]:
-        _hide(plan["hide"], plan["private_tmp"])
+    if plan["hide"]:
+        _hide(plan["hide"])
+        if plan["uid"] is not None:
+            import efficient_dl  # an editable install lives in the repository's src/
+
+            _expose([sys.base_prefix, sys.prefix, str(Path(efficient_dl.__file__).resolve().parents[1])])
     os.chdir(cwd)
     _apply_limits(plan["limits"])
     if plan["uid"] is not None:
@@ -191,6 +221,7 @@ def launch(plan_json: str, kernel_argv: list[str]) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the kernel dies with its grader
     os.environ["HOME"] = plan["home"]
     os.environ["MPLCONFIGDIR"] = os.path.join(plan["home"], ".matplotlib")
+    os.environ["TMPDIR"] = plan["home"]  # temporary files stay in the student's own folder
     os.environ.pop("JUPYTER_RUNTIME_DIR", None)
     os.execv(kernel_argv[0], kernel_argv)
 

@@ -1,0 +1,62 @@
+"""How much faster the class grader is than plain `nbgrader autograde`, on this machine.
+
+    python benchmarks/grading_speed.py [--copies 8] [--chapter ch01_compute_and_energy] [--workers N]
+
+Grades N copies of a chapter's solution twice, in two scratch courses: serially with
+nbgrader's own `nbgrader autograde <chapter>` (one student after another), then with
+`autograder.grade_class` (parallel, sandboxed). Prints both wall-clock times and the ratio.
+A benchmark, not a test: it prints numbers and asserts nothing about speed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from autograder import grade_class, pipeline  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--chapter", default="ch01_compute_and_energy")
+    parser.add_argument("--workers", type=int, default=None, help="default: CPU count")
+    args = parser.parse_args()
+    os.environ.setdefault("EFFICIENT_DL_DATA_SOURCE", "sample")
+    solution = pipeline.notebook_path(pipeline.SOLUTIONS, args.chapter)
+    students = [f"student{i:03d}" for i in range(args.copies)]
+
+    with tempfile.TemporaryDirectory(prefix="grading-bench-") as scratch:
+        serial_root = pipeline.scratch_course(Path(scratch) / "serial", [args.chapter])
+        pipeline.generate_release(serial_root, args.chapter)
+        for student in students:
+            pipeline.submit(serial_root, args.chapter, student, solution)
+        start = time.perf_counter()
+        pipeline.autograde(serial_root, args.chapter)  # plain nbgrader: every student, one by one
+        serial = time.perf_counter() - start
+
+        parallel_root = pipeline.scratch_course(Path(scratch) / "parallel", [args.chapter])
+        folder = Path(scratch) / "submissions"
+        for student in students:
+            (folder / student).mkdir(parents=True)
+            (folder / student / solution.name).write_bytes(solution.read_bytes())
+        os.environ["EFFICIENT_DL_GRADING_ROOT"] = str(parallel_root)
+        start = time.perf_counter()
+        results = grade_class.grade_class(args.chapter, folder, workers=args.workers, out=lambda *_: None)
+        parallel = time.perf_counter() - start
+        full = sum(r.status == grade_class.GRADED for r in results)
+
+    workers = args.workers or os.cpu_count()
+    print(f"{args.copies} copies of {args.chapter} on {os.cpu_count()} CPU core(s)")
+    print(f"plain nbgrader autograde (serial):     {serial:7.1f} s")
+    print(f"autograder.grade_class ({workers} workers): {parallel:7.1f} s  ({full}/{args.copies} graded)")
+    print(f"speed-up: {serial / parallel:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
