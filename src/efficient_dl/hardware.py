@@ -102,6 +102,12 @@ def _describe_hardware(verbose: bool) -> HardwareInfo:
             else:
                 strategy = tf.distribute.OneDeviceStrategy("/gpu:0")
             summary = f"GPU: {len(gpus)} × {devices[0]}, {type(strategy).__name__}"
+            # Ampere and newer GPUs multiply float32 in TensorFloat-32 (about 3 significant
+            # digits) by default: the exercises compare with NumPy to 1e-5, so use full float32.
+            # Chapter 06 turns it back on, to show what it buys.
+            tf.config.experimental.enable_tensor_float_32_execution(False)
+            notices.append("TensorFloat-32 is off: float32 matmuls and convolutions run in full precision, "
+                           "so results match NumPy to 1e-5.")
         else:
             kind = "CPU"
             devices = (cpu,)
