@@ -57,7 +57,12 @@ def check(notebook: Path, chapter: str | None = None, out=print) -> dict[str, tu
         capabilities = isolation.probe()
         grader = grade_class.Grader(course, workspace, isolation.Limits(), capabilities,
                                     grade_class.warm_model_cache(course, workspace, out=lambda *_: None), max_scores)
-        result = grader.grade(submission, slot=0)
+        users = isolation.SandboxUsers(1 if capabilities.separate_user else 0)
+        grader.sandbox_uids = users.uids
+        try:
+            result = grader.grade(submission, slot=0)
+        finally:
+            users.release()
         hints = _hints(root / "autograder" / "autograded" / "me" / chapter / f"{chapter}.ipynb")
     total, possible = result.total, sum(max_scores.values())
     out(f"{'test':40s} points")

@@ -118,7 +118,8 @@ def nbgrader_command(course_root: Path, *arguments: str, cwd: Path = REPOSITORY,
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),
                    **(env or {})}
     return subprocess.run([sys.executable, "-m", "nbgrader", *arguments], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=timeout, start_new_session=True)
+                          capture_output=True, text=True, timeout=timeout, start_new_session=True,
+                          preexec_fn=isolation.die_with_parent if sys.platform.startswith("linux") else None)
 
 
 # --- intake --------------------------------------------------------------------------------
@@ -263,6 +264,7 @@ class Grader:
     capabilities: isolation.Capabilities
     model_cache: Path
     max_scores: dict[str, float]
+    sandbox_uids: list[int] = dataclasses.field(default_factory=list)  # one per worker slot
     merge_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def grade(self, submission: Submission, slot: int) -> Result:
@@ -279,7 +281,7 @@ class Grader:
             result = self._autograde(submission, notebook, slot)
         finally:
             if self.capabilities.separate_user:
-                isolation.kill_user_processes(isolation.SANDBOX_UID_BASE + slot)
+                isolation.kill_user_processes(self.sandbox_uids[slot])
         result.tampered = tampered
         result.notes = submission.notes + result.notes
         result.seconds = time.perf_counter() - started
@@ -302,7 +304,7 @@ class Grader:
         autograded = kernel_home / "autograded"
         for folder in (autograded, kernel_home / "runtime", kernel_home / "home"):
             folder.mkdir(parents=True)
-        uid = isolation.SANDBOX_UID_BASE + slot if self.capabilities.separate_user else None
+        uid = self.sandbox_uids[slot] if self.capabilities.separate_user else None
         if uid is not None:
             for folder in (kernel_home, kernel_home / "runtime", kernel_home / "home", autograded):
                 os.chown(folder, uid, uid)
@@ -517,6 +519,8 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
         else:
             pending.append(submission)
     workers = max(1, workers or os.cpu_count() or 1)
+    users = isolation.SandboxUsers(workers if capabilities.separate_user else 0)
+    grader.sandbox_uids = users.uids
     out(f"Grading {chapter}: {len(pending)} to grade, {len(results)} already graded, {workers} worker(s).")
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(workers):
@@ -545,6 +549,7 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
             results.append(result)
             out(f"[{done}/{len(pending)}] {result.student}: {result.status}, {result.total:g}/{max_total:g}"
                 f" ({result.seconds:.0f} s)" + (" TAMPERED" if result.tampered else ""))
+    users.release()
     csv_path = csv_path or course.root / "autograder" / "exports" / f"{chapter}.csv"
     write_csv(csv_path, results, max_scores)
     out("Summary")

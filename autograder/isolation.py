@@ -9,7 +9,7 @@ network namespaces, so the kernel can live in a namespace with no network at all
 
 What each measure needs, and what happens without it:
 
-- own user (uid ``SANDBOX_UID_BASE + worker slot``): the grader runs as root. Otherwise
+- own user (a uid from 61000 up, locked for the run by ``SandboxUsers``): the grader runs as root. Otherwise
   the kernel runs as the grader's user.
 - no network (a new, empty network namespace): root, or unprivileged user namespaces.
 - hidden paths (a new mount namespace with empty tmpfs over ``solutions/``,
@@ -34,7 +34,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SANDBOX_UID_BASE = 61_000  # + worker slot: no two kernels running at once share a user
+SANDBOX_UID_BASE = 61_000  # first of the uids kernels run as; see SandboxUsers
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_BIND = 0x4000, 0x40000, 0x2, 0x4, 0x1000
@@ -224,6 +224,43 @@ def launch(plan_json: str, kernel_argv: list[str]) -> None:
     os.environ["TMPDIR"] = plan["home"]  # temporary files stay in the student's own folder
     os.environ.pop("JUPYTER_RUNTIME_DIR", None)
     os.execv(kernel_argv[0], kernel_argv)
+
+
+class SandboxUsers:
+    """Sandbox uids held for this run, one per worker slot, locked machine-wide.
+
+    Two graders on one machine (two chapters, two instructors, a test and a real run) must
+    never share a uid: each kills its uid's leftover processes after every notebook."""
+
+    def __init__(self, count: int, lock_dir: str | os.PathLike | None = None):
+        import fcntl
+        import tempfile
+
+        folder = Path(lock_dir or tempfile.gettempdir())
+        self._handles, self.uids = [], []
+        uid = SANDBOX_UID_BASE
+        while len(self.uids) < count:
+            if uid >= SANDBOX_UID_BASE + 4_000:
+                raise RuntimeError("no free sandbox uid: too many graders running on this machine")
+            handle = open(folder / f"efficient-dl-sandbox-uid-{uid}.lock", "a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+            else:
+                self._handles.append(handle)
+                self.uids.append(uid)
+            uid += 1
+
+    def release(self) -> None:
+        for handle in self._handles:
+            handle.close()
+        self._handles, self.uids = [], []
+
+
+def die_with_parent() -> None:
+    """For preexec_fn: the child is killed when the grader dies (even by kill -9)."""
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def kill_user_processes(uid: int) -> None:
