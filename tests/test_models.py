@@ -102,3 +102,108 @@ def test_the_cache_folder_defaults_to_the_users_cache(monkeypatch, tmp_path):
     monkeypatch.delenv(models.CACHE_ENV, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert models.cache_dir() == tmp_path / ".cache" / "efficient_dl"
+
+
+# --- the baseline RNN for IMDB reviews -----------------------------------------------------
+
+
+def _rnn_parameters(vocabulary, embedding, units, cell, bidirectional):
+    # Keras's layers: SimpleRNN one bias; GRU (reset_after=True) two biases per gate; LSTM one per gate.
+    per_direction = {
+        "simple": embedding * units + units * units + units,
+        "gru": 3 * (embedding * units + units * units + 2 * units),
+        "lstm": 4 * (embedding * units + units * units + units),
+    }[cell]
+    directions = 2 if bidirectional else 1
+    return vocabulary * embedding + directions * per_direction + (directions * units * 2 + 2)
+
+
+@pytest.mark.parametrize("cell", ["simple", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_baseline_rnn_architecture(keras, cell, bidirectional):
+    model = models.baseline_rnn(vocabulary_size=500, cell=cell, bidirectional=bidirectional,
+                                embedding_dim=8, units=6, name="my_rnn")
+    assert model.name == "my_rnn"
+    assert model.count_params() == _rnn_parameters(500, 8, 6, cell, bidirectional)
+    embedding, recurrent, logits = model.layers
+    assert isinstance(embedding, keras.layers.Embedding) and embedding.mask_zero
+    kind = {"simple": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell]
+    inner = recurrent.forward_layer if bidirectional else recurrent
+    assert isinstance(recurrent, keras.layers.Bidirectional) == bidirectional and isinstance(inner, kind)
+    assert not inner.return_sequences and not inner.go_backwards, "the classifier reads the last state"
+    assert logits.units == 2 and logits.activation is keras.activations.linear, "the model outputs 2 logits"
+    assert model.output_shape == (None, 2)
+
+
+@pytest.mark.parametrize("cell, bidirectional", [("simple", False), ("gru", False), ("lstm", False), ("gru", True)])
+def test_padding_does_not_change_the_baseline_rnns_output(keras, cell, bidirectional):
+    """The mask in action: zeros appended or prepended are skipped, so the logits do not move."""
+    keras.utils.set_random_seed(3)
+    model = models.baseline_rnn(vocabulary_size=50, cell=cell, bidirectional=bidirectional, embedding_dim=4, units=3)
+    words = np.random.default_rng(3).integers(1, 50, size=(2, 7))
+    padding = np.zeros((2, 5), dtype=np.int64)
+    plain = model.predict(words, verbose=0)
+    for padded in (np.concatenate([words, padding], axis=1), np.concatenate([padding, words], axis=1)):
+        np.testing.assert_allclose(model.predict(padded, verbose=0), plain, atol=1e-5)
+
+
+def test_an_unknown_cell_is_a_clear_error():
+    with pytest.raises(ValueError, match="'rnn' is not one of"):
+        models.baseline_rnn(cell="rnn")
+
+
+def test_the_text_vectorizer_learns_its_vocabulary_from_the_texts_it_is_given(keras):
+    vectorizer = models.text_vectorizer(["A good film.", "A bad, bad, bad film!"], vocabulary_size=10, sequence_length=6)
+    vocabulary = vectorizer.get_vocabulary()
+    assert vocabulary[:2] == ["", "[UNK]"] and set(vocabulary[2:]) == {"a", "good", "bad", "film"}
+    assert vocabulary.index("bad") == 2, "the most frequent word comes first (ties in any order)"
+    ids = models.vectorize(vectorizer, np.array(["Bad FILM, unseen"], dtype=object))
+    assert ids.dtype == np.int64 and ids.shape == (1, 6)
+    assert ids[0].tolist() == [2, vocabulary.index("film"), 1, 0, 0, 0], "lower-cased, OOV 1, padded with 0 at the end"
+
+
+@pytest.fixture
+def one_text_epoch(monkeypatch, tmp_path):
+    """The fast profile cut to one epoch on 300 reviews, and an empty cache folder."""
+    fast = profile.PROFILES["fast"]
+    monkeypatch.setitem(profile.PROFILES, "fast", dataclasses.replace(fast, text_epochs=1, max_train_reviews=300))
+    monkeypatch.setenv("EFFICIENT_DL_PROFILE", "fast")
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache" / "baseline_rnn_fast.keras"
+
+
+def test_load_or_train_rnn_trains_once_then_loads_from_the_cache(keras, one_text_epoch, capsys):
+    trained, trained_vectorizer = models.load_or_train_baseline_rnn()
+    first = capsys.readouterr().out
+    assert one_text_epoch.is_file() and "trained" in first and "test accuracy" in first
+    assert [p.name for p in one_text_epoch.parent.iterdir()] == [one_text_epoch.name], "no temporary file is left behind"
+
+    loaded, vectorizer = models.load_or_train_baseline_rnn()
+    second = capsys.readouterr().out
+    assert "loaded from" in second and "trained" not in second
+    for a, b in zip(_weights(trained), _weights(loaded), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert vectorizer.get_vocabulary() == trained_vectorizer.get_vocabulary()
+    assert loaded.count_params() == models.baseline_rnn().count_params()
+    # Ready to use: the vectorizer feeds the model, which is compiled with the baseline's loss and metric.
+    ids = models.vectorize(vectorizer, ["What a wonderful film.", "Dull, and far too long."])
+    assert ids.shape == (2, models.TEXT_SEQUENCE_LENGTH)
+    loss, accuracy = loaded.evaluate(ids, np.array([1, 0]), verbose=0)
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
+
+
+def test_the_rnn_never_sees_the_test_split_and_a_corrupt_cache_is_replaced(keras, one_text_epoch, monkeypatch, capsys):
+    from efficient_dl import data
+
+    real = data.load_imdb()
+    marked = np.array([f"zzsecret{i} zzsecret{i} {text}" for i, text in enumerate(real.x_test)], dtype=object)
+    monkeypatch.setattr(data, "load_imdb", lambda *args, **kwargs: dataclasses.replace(real, x_test=marked))
+    one_text_epoch.parent.mkdir(parents=True)
+    one_text_epoch.write_bytes(b"half a zip file")
+    model, vectorizer = models.load_or_train_baseline_rnn()
+    assert "unreadable" in capsys.readouterr().out
+    assert not any(word.startswith("zzsecret") for word in vectorizer.get_vocabulary()), (
+        "the vocabulary comes from the training reviews only")
+    reloaded, _ = models._unbundle(keras.saving.load_model(one_text_epoch, compile=False))
+    for a, b in zip(_weights(model), _weights(reloaded), strict=True):
+        np.testing.assert_array_equal(a, b)

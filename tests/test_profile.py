@@ -28,8 +28,12 @@ def test_fast_is_smaller_than_full_everywhere():
     assert fast.max_train_examples is not None and full.max_train_examples is None
     assert fast.latency_repeats < full.latency_repeats
     assert set(fast.batch_sizes) <= set(full.batch_sizes)
+    assert fast.text_epochs < full.text_epochs
+    assert fast.max_train_reviews is not None and full.max_train_reviews is None
 
 
 def test_the_description_names_the_sizes():
     text = profile.PROFILES["fast"].describe()
     assert "'fast'" in text and "4,000" in text and "[1, 16, 256]" in text
+    assert "text models: 2 epoch(s), training reviews: 5,000" in text
+    assert "training reviews: all" in profile.PROFILES["full"].describe()

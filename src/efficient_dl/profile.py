@@ -29,13 +29,18 @@ class RunProfile:
     latency_repeats: int
     # Batch sizes for throughput sweeps.
     batch_sizes: tuple[int, ...]
+    # Text models (IMDB reviews): passes over the data, and a cap on training reviews.
+    text_epochs: int
+    max_train_reviews: int | None
 
     def describe(self) -> str:
         cap = "all" if self.max_train_examples is None else f"{self.max_train_examples:,}"
+        reviews = "all" if self.max_train_reviews is None else f"{self.max_train_reviews:,}"
         return (
             f"Run profile '{self.name}': {self.epochs} epoch(s), training examples: {cap}, "
             f"latency {self.latency_warmup} warm-up + {self.latency_repeats} timed calls, "
-            f"batch sizes {list(self.batch_sizes)}"
+            f"batch sizes {list(self.batch_sizes)}; text models: {self.text_epochs} epoch(s), "
+            f"training reviews: {reviews}"
         )
 
 
@@ -47,6 +52,8 @@ PROFILES = {
         latency_warmup=10,
         latency_repeats=50,
         batch_sizes=(1, 4, 16, 64, 256, 1024),
+        text_epochs=10,
+        max_train_reviews=None,
     ),
     "fast": RunProfile(
         name="fast",
@@ -57,6 +64,10 @@ PROFILES = {
         latency_warmup=2,
         latency_repeats=7,
         batch_sizes=(1, 16, 256),
+        # Chapter 05's GRU reaches 76-79 % test accuracy (8 initialisations) after 2 passes over
+        # 5,000 reviews cut to 100 tokens, well above its fast-profile bar of 70 %.
+        text_epochs=2,
+        max_train_reviews=5_000,
     ),
 }
 
