@@ -352,7 +352,7 @@ class Grader:
     def kernels_base(self) -> Path:
         """Where kernels run: in the workspace if another user can reach it, else in /tmp."""
         base = self.workspace / "kernels"
-        if self.capabilities.separate_user and isolation._untraversable_ancestor(str(self.workspace)):
+        if self.capabilities.separate_user and isolation.untraversable_ancestor(str(self.workspace)):
             base = Path(tempfile.gettempdir()) / f"efficient-dl-kernels-{hashlib.sha1(str(self.workspace).encode()).hexdigest()[:12]}"
         base.mkdir(parents=True, exist_ok=True)
         os.chmod(base, 0o711)

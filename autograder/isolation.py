@@ -156,7 +156,7 @@ def _hide(paths: list[str]) -> None:
             _mount("/dev/null", path, None, MS_BIND)
 
 
-def _untraversable_ancestor(path: str) -> str | None:
+def untraversable_ancestor(path: str) -> str | None:
     """The outermost folder above ``path`` that other users cannot enter (e.g. /root, 0700)."""
     parts = Path(path).parts
     for depth in range(2, len(parts) + 1):
@@ -172,7 +172,7 @@ def _expose(paths: list[str]) -> None:
     becomes an empty, enterable tmpfs with just ``paths`` bound back into it."""
     for path in paths:
         path = os.path.realpath(path)
-        ancestor = _untraversable_ancestor(path)
+        ancestor = untraversable_ancestor(path)
         if ancestor is None:
             continue
         handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -10,6 +10,7 @@ names another folder, as the tests do):
     the gradebook holds the hidden tests)
 """
 import os
+import sys
 from pathlib import Path
 
 from efficient_dl.quiet import STDERR_NOISE_PATTERN
@@ -17,6 +18,10 @@ from efficient_dl.quiet import STDERR_NOISE_PATTERN
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+# The `nbgrader` command does not put the folder it starts in on sys.path; the kernel
+# manager below lives in this repository's autograder package.
+if str(REPOSITORY) not in sys.path:
+    sys.path.insert(0, str(REPOSITORY))
 GRADING_ROOT = Path(os.environ.get("EFFICIENT_DL_GRADING_ROOT", REPOSITORY)).resolve()
 
 c.CourseDirectory.root = str(GRADING_ROOT)
@@ -51,3 +56,7 @@ c.Execute.interrupt_on_timeout = True
 # Graded notebooks should not balloon the gradebook with plots printed thousands of times.
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
+
+# Kernels talk over Unix sockets in a private folder: TCP ports picked by two kernels that
+# start at once can collide, and one of the two submissions would fail to grade.
+c.Execute.kernel_manager_class = "autograder.kernels.PrivateSocketKernelManager"

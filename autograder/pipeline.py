@@ -45,9 +45,21 @@ def nbgrader(root: Path, *arguments: str, timeout: float = 1800) -> subprocess.C
                                text=True, timeout=timeout)
     if completed.returncode != 0:
         raise NbgraderFailed(
-            f"`nbgrader {' '.join(arguments)}` exited with {completed.returncode}:\n"
-            f"{completed.stdout[-4000:]}\n{completed.stderr[-8000:]}")
+            f"`nbgrader {' '.join(arguments)}` exited with {completed.returncode}.\n"
+            f"Its errors:\n{_errors_in(completed.stderr)}\n"
+            f"The end of its log:\n{completed.stdout[-2000:]}\n{completed.stderr[-4000:]}")
     return completed
+
+
+def _errors_in(log: str, context_lines: int = 40) -> str:
+    """Every traceback and ERROR line of an nbgrader log: they come long before its end,
+    which is all a CI log keeps, when other students were processed after the failure."""
+    lines = log.splitlines()
+    keep = set()
+    for number, line in enumerate(lines):
+        if line.startswith("Traceback") or "Error" in line or "| ERROR]" in line:
+            keep.update(range(number, min(number + (context_lines if line.startswith("Traceback") else 1), len(lines))))
+    return "\n".join(lines[number] for number in sorted(keep))[-12000:] or "(none logged)"
 
 
 def scratch_course(root: Path, chapter_names: list[str]) -> Path:

@@ -6,6 +6,7 @@ not the slow demonstrations) with nbclient, then apply nbgrader's own IgnorePatt
 """
 from __future__ import annotations
 
+import ast
 import copy
 import logging
 import os
@@ -17,6 +18,7 @@ from nbclient import NotebookClient
 from nbgrader.preprocessors import IgnorePattern
 from nbgrader.utils import determine_grade, is_grade, is_solution
 
+from autograder.kernels import PrivateSocketKernelManager
 from efficient_dl.quiet import STDERR_NOISE_PATTERN
 
 LOG = logging.getLogger(__name__)
@@ -44,6 +46,130 @@ def graded_cells_only(notebook):
     return pruned
 
 
+class _CellNames(ast.NodeVisitor):
+    """The names a cell binds at top level, and the names it reads before binding them
+    itself (its free names), visiting statements in the order Python evaluates them."""
+
+    def __init__(self):
+        self.bound: set[str] = set()
+        self.free: set[str] = set()
+
+    def _read(self, name):
+        if name not in self.bound:
+            self.free.add(name)
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, ast.Load):
+            self._read(node.id)
+        else:
+            self.bound.add(node.id)
+
+    def visit_alias(self, node):
+        self.bound.add((node.asname or node.name).split(".")[0])
+
+    def visit_Assign(self, node):
+        self.visit(node.value)
+        for target in node.targets:
+            self.visit(target)
+
+    def visit_AugAssign(self, node):
+        self.visit(node.value)
+        if isinstance(node.target, ast.Name):
+            self._read(node.target.id)
+        self.visit(node.target)
+
+    def visit_AnnAssign(self, node):
+        if node.value is not None:
+            self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_For(self, node):
+        self.visit(node.iter)
+        self.visit(node.target)
+        for statement in node.body + node.orelse:
+            self.visit(statement)
+
+    def _inner_scope(self, node, own: set[str]):
+        # A function body, lambda or comprehension reads what it neither binds nor takes.
+        local = set(own)
+        for child in ast.walk(node):
+            if isinstance(child, ast.Name) and not isinstance(child.ctx, ast.Load):
+                local.add(child.id)
+            elif isinstance(child, ast.arg):
+                local.add(child.arg)
+        for child in ast.walk(node):
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load) and child.id not in local:
+                self._read(child.id)
+
+    def visit_FunctionDef(self, node):
+        for expression in node.decorator_list + node.args.defaults + node.args.kw_defaults:
+            if expression is not None:
+                self.visit(expression)
+        self._inner_scope(ast.Module(body=node.body, type_ignores=[]), {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)})
+        self.bound.add(node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        self._inner_scope(node, set())
+        self.bound.add(node.name)
+
+    def visit_Lambda(self, node):
+        self._inner_scope(node, set())
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = visit_Lambda
+
+
+def _names(source: str) -> tuple[set[str], set[str]] | None:
+    """(names a cell binds at top level, names it reads that it did not bind first),
+    or None if the cell is not plain Python."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    visitor = _CellNames()
+    visitor.visit(tree)
+    return visitor.bound, visitor.free
+
+
+def cells_that_can_observe(notebook, answer_id: str):
+    """The notebook pruned to what can see a change to one answer cell: setup and answer
+    cells, and the grade cells after it that read a name it binds (directly, or through
+    another cell or function that reads one); plus the cells that bind names those need.
+
+    A grade cell left out ran before the change or reads nothing it touched, so it scores
+    what it scores on the reference solution (tested on its own). Python binds globals late,
+    so a function defined anywhere that reads a changed name counts as changed.
+    """
+    cells = graded_cells_only(notebook).cells
+    changed_at = next(i for i, cell in enumerate(cells) if grade_id(cell) == answer_id and is_solution(cell))
+    names = [_names(cell.source) for cell in cells]
+    if any(entry is None for entry in names):
+        return graded_cells_only(notebook)  # cannot tell: run everything
+    tainted = set(names[changed_at][0])
+    observing = {changed_at}
+    grown = True
+    while grown:
+        grown = False
+        for index, (bound, read_) in enumerate(names):
+            may_observe = not is_grade(cells[index]) or index > changed_at
+            if index not in observing and may_observe and read_ & tainted:
+                observing.add(index)
+                tainted |= bound
+                grown = True
+    kept = {index for index, cell in enumerate(cells) if not is_grade(cell) or index in observing}
+    # A kept cell may need a name that only a left-out grade cell binds (a visible test's data).
+    for index in range(len(cells) - 1, -1, -1):
+        if index in kept:
+            continue
+        needed = set().union(*(names[later][1] for later in kept if later > index))
+        if names[index][0] & needed:
+            kept.add(index)
+    pruned = copy.deepcopy(graded_cells_only(notebook))
+    pruned.cells = [cell for index, cell in enumerate(pruned.cells) if index in kept]
+    return pruned
+
+
 def execute(notebook, working_directory: Path, timeout: int = 300):
     environment = {
         **os.environ,
@@ -52,6 +178,7 @@ def execute(notebook, working_directory: Path, timeout: int = 300):
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            kernel_manager_class=PrivateSocketKernelManager,
                             resources={"metadata": {"path": str(working_directory)}})
     # nbclient passes extra keyword arguments on to the kernel manager's start_kernel.
     client.execute(env=environment)

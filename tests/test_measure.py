@@ -154,7 +154,7 @@ def test_model_size_report(tmp_path):
 def test_latency_of_a_sleep():
     result = measure.measure_latency(time.sleep, 0.01, warmup=1, repeats=7, batch_size=4)
     assert result.repeats == 7 and result.batch_size == 4
-    assert 0.009 <= result.median_s < 0.05
+    assert 0.009 <= result.median_s < 0.5  # a loaded CI machine may oversleep; never less
     assert result.p10_s <= result.median_s <= result.p90_s
     assert result.throughput_per_s == pytest.approx(4 / result.median_s)
 

@@ -12,6 +12,7 @@ The cache folder is ``EFFICIENT_DL_CACHE`` if set, else ``~/.cache/efficient_dl`
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -128,6 +129,50 @@ def _save_atomically(model, path: Path) -> None:
             os.remove(tmp_name)
 
 
+def _load_or_train(path: Path, label: str, load, train):
+    """``(load(), "loaded from")`` if the cache file reads back; otherwise ``train()``, saved.
+
+    ``train()`` returns what the caller gets, what to save, and how many epochs it ran.
+    A truncated or foreign cache file means training again, never a crash; a cache folder
+    that cannot be written (a read-only shared cache) means a trained model that is not kept.
+    Processes sharing a cache (a classroom's kernels, parallel graders) train it once: the
+    others wait for the first, then load its file.
+    """
+    with _exclusive(path.with_name(path.name + ".lock")):
+        if path.is_file():
+            try:
+                return load(), "loaded from"
+            except Exception as error:
+                print(f"{label} cache {path} is unreadable ({type(error).__name__}); training a new one.")
+        start = time.perf_counter()
+        result, to_save, epochs = train()
+        took = f"{epochs} epochs, {time.perf_counter() - start:.0f} s"
+        try:
+            _save_atomically(to_save, path)
+        except OSError as error:
+            return result, f"trained ({took}), not saved ({error.strerror or error}), for"
+        return result, f"trained ({took}) and saved to"
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """An advisory lock between processes, where the file system allows one; otherwise none
+    (a read-only cache cannot be written by anyone, so there is nothing to wait for)."""
+    try:
+        import fcntl
+
+        handle = open(lock_path, "a")
+    except (ImportError, OSError):  # Windows, or a read-only folder
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def load_or_train_baseline_cnn(cache_dir: str | os.PathLike | None = None, verbose: bool = True):
     """A trained baseline CNN: loaded from the cache, or trained once and cached.
 
@@ -142,19 +187,15 @@ def load_or_train_baseline_cnn(cache_dir: str | os.PathLike | None = None, verbo
     run = profile.current()
     path = baseline_cnn_path(cache_dir, run.name)
     splits = data.load_mnist()
-    model, action = None, None
-    if path.is_file():
-        try:
-            model = compile_baseline_cnn(keras.saving.load_model(path, compile=False))
-            action = "loaded from"
-        except Exception as error:  # a truncated or foreign file: train again, do not crash
-            print(f"Baseline CNN cache {path} is unreadable ({type(error).__name__}); training a new one.")
-            model = None
-    if model is None:
-        start = time.perf_counter()
+
+    def train():
         model, history = train_baseline_cnn(splits, epochs=run.epochs, max_train_examples=run.max_train_examples)
-        _save_atomically(model, path)
-        action = f"trained ({len(history.history['loss'])} epochs, {time.perf_counter() - start:.0f} s) and saved to"
+        return model, model, len(history.history["loss"])
+
+    model, action = _load_or_train(
+        path, "Baseline CNN",
+        load=lambda: compile_baseline_cnn(keras.saving.load_model(path, compile=False)),
+        train=train)
     if verbose:
         accuracy = _accuracy(model, splits.x_test, splits.y_test)
         print(f"Baseline CNN {action} {path}: test accuracy {accuracy:.2%} ({run.name} profile).")
@@ -327,21 +368,17 @@ def load_or_train_baseline_rnn(cache_dir: str | os.PathLike | None = None, verbo
     run = profile.current()
     path = baseline_rnn_path(cache_dir, run.name)
     splits = data.load_imdb()
-    model, vectorizer, action = None, None, None
-    if path.is_file():
-        try:
-            model, vectorizer = _unbundle(keras.saving.load_model(path, compile=False))
-            compile_baseline_rnn(model)
-            action = "loaded from"
-        except Exception as error:  # a truncated or foreign file: train again, do not crash
-            print(f"Baseline RNN cache {path} is unreadable ({type(error).__name__}); training a new one.")
-            model = None
-    if model is None:
-        start = time.perf_counter()
+
+    def load():
+        model, vectorizer = _unbundle(keras.saving.load_model(path, compile=False))
+        return compile_baseline_rnn(model), vectorizer
+
+    def train():
         model, vectorizer, history = train_baseline_rnn(
             splits, epochs=run.text_epochs, max_train_reviews=run.max_train_reviews)
-        _save_atomically(_bundle(vectorizer, model), path)
-        action = f"trained ({len(history.history['loss'])} epochs, {time.perf_counter() - start:.0f} s) and saved to"
+        return (model, vectorizer), _bundle(vectorizer, model), len(history.history["loss"])
+
+    (model, vectorizer), action = _load_or_train(path, "Baseline RNN", load=load, train=train)
     if verbose:
         accuracy = _accuracy(model, vectorize(vectorizer, splits.x_test), splits.y_test)
         print(f"Baseline RNN {action} {path}: test accuracy {accuracy:.2%} ({run.name} profile).")
