@@ -2,9 +2,11 @@
 
     python benchmarks/grading_speed.py [--copies 8] [--chapter ch01_compute_and_energy] [--workers N]
 
-Grades N copies of a chapter's solution twice, in two scratch courses: serially with
-nbgrader's own `nbgrader autograde <chapter>` (one student after another), then with
-`autograder.grade_class` (parallel, sandboxed). Prints both wall-clock times and the ratio.
+Grades N copies of a chapter's solution twice, in two scratch courses, from the same
+starting point (sources, submissions, no gradebook) to the same end (grades and feedback):
+with nbgrader alone, serially (`nbgrader generate_assignment`, `autograde`,
+`generate_feedback`: one student after another), then with `autograder.grade_class`
+(parallel, sandboxed, its redacted feedback). Prints both wall-clock times and the ratio.
 A benchmark, not a test: it prints numbers and asserts nothing about speed.
 """
 from __future__ import annotations
@@ -33,11 +35,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="grading-bench-") as scratch:
         serial_root = pipeline.scratch_course(Path(scratch) / "serial", [args.chapter])
-        pipeline.generate_release(serial_root, args.chapter)
         for student in students:
             pipeline.submit(serial_root, args.chapter, student, solution)
         start = time.perf_counter()
+        pipeline.generate_release(serial_root, args.chapter)
         pipeline.autograde(serial_root, args.chapter)  # plain nbgrader: every student, one by one
+        pipeline.nbgrader(serial_root, "generate_feedback", args.chapter, "--force")
         serial = time.perf_counter() - start
 
         parallel_root = pipeline.scratch_course(Path(scratch) / "parallel", [args.chapter])
@@ -53,7 +56,7 @@ def main() -> None:
 
     workers = args.workers or os.cpu_count()
     print(f"{args.copies} copies of {args.chapter} on {os.cpu_count()} CPU core(s)")
-    print(f"plain nbgrader autograde (serial):     {serial:7.1f} s")
+    print(f"plain nbgrader, serial:                {serial:7.1f} s  (generate_assignment, autograde, generate_feedback)")
     print(f"autograder.grade_class ({workers} workers): {parallel:7.1f} s  ({full}/{args.copies} graded)")
     print(f"speed-up: {serial / parallel:.2f}x")
 
