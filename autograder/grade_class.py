@@ -265,6 +265,9 @@ class Grader:
     model_cache: Path
     max_scores: dict[str, float]
     sandbox_uids: list[int] = dataclasses.field(default_factory=list)  # one per worker slot
+    # Each kernel's share of the cores: TensorFlow and oneDNN would otherwise each start a
+    # thread per core in every kernel, and the workers' threads would fight over the cores.
+    threads_per_kernel: dict[str, str] = dataclasses.field(default_factory=dict)
     merge_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def grade(self, submission: Submission, slot: int) -> Result:
@@ -321,7 +324,8 @@ class Grader:
         (private / "nbgrader_config.py").write_text(
             _private_config(autograded, report, self.limits, uid, kernel_home / "runtime" / "kernel"))
         env = {"JUPYTER_PATH": str(private / "jupyter"), "JUPYTER_RUNTIME_DIR": str(kernel_home / "runtime"),
-               "EFFICIENT_DL_CACHE": str(self.model_cache), "EFFICIENT_DL_PROFILE": "fast"}
+               "EFFICIENT_DL_CACHE": str(self.model_cache), "EFFICIENT_DL_PROFILE": "fast",
+               **self.threads_per_kernel}
         log = self.workspace / "logs" / f"{student}.log"
         log.parent.mkdir(exist_ok=True)
         try:
@@ -460,6 +464,12 @@ def warm_model_cache(course: Course, workspace: Path, out=print) -> Path:
     return cache
 
 
+def kernel_thread_limits(workers: int, cores: int | None = None) -> dict[str, str]:
+    """Environment variables that give each of ``workers`` kernels its share of the cores."""
+    share = str(max(1, (cores or os.cpu_count() or 1) // workers))
+    return {"TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": share, "OMP_NUM_THREADS": share}
+
+
 def write_csv(path: Path, results: list[Result], max_scores: dict[str, float]) -> None:
     import csv
 
@@ -521,6 +531,7 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
     workers = max(1, workers or os.cpu_count() or 1)
     users = isolation.SandboxUsers(workers if capabilities.separate_user else 0)
     grader.sandbox_uids = users.uids
+    grader.threads_per_kernel = kernel_thread_limits(workers)
     out(f"Grading {chapter}: {len(pending)} to grade, {len(results)} already graded, {workers} worker(s).")
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(workers):

@@ -377,3 +377,11 @@ def test_a_student_checks_their_own_work(tmp_path):
     assert "hint: AssertionError: C = 6 * N * D." in printed
     assert "Total: 14/16" in printed
     assert "_rng" not in printed, "hidden test source must not reach the student"
+
+
+def test_workers_share_the_cores_instead_of_each_taking_all():
+    assert grade_class.kernel_thread_limits(2, cores=2)["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert grade_class.kernel_thread_limits(4, cores=16) == {
+        "TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "4", "OMP_NUM_THREADS": "4"}
+    assert grade_class.kernel_thread_limits(1, cores=8)["OMP_NUM_THREADS"] == "8"
+    assert grade_class.kernel_thread_limits(16, cores=2)["OMP_NUM_THREADS"] == "1", "never zero threads"
