@@ -42,7 +42,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.utils import compute_checksum, is_grade
 
-from autograder import feedback, isolation
+from autograder import feedback, isolation, pipeline
 
 # nbgrader's gradebook API trips SQLAlchemy's autoflush warnings on every new submission.
 warnings.filterwarnings("ignore", module="nbgrader.api")
@@ -406,9 +406,8 @@ c.KernelManager.ip = {str(socket_prefix)!r}
 
 
 def _last_error(log: str) -> str:
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    errors = [line for line in lines if "[ERROR]" in line or "Error" in line]
-    return (errors or lines or ["no output"])[-1][:300]
+    lines = pipeline.error_lines(log) or [line for line in log.splitlines() if line.strip()]
+    return (lines or ["no output"])[-1].strip()[:300]
 
 
 def _execution_notes(report: Path) -> list[str]:

@@ -44,22 +44,27 @@ def nbgrader(root: Path, *arguments: str, timeout: float = 1800) -> subprocess.C
     completed = subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True,
                                text=True, timeout=timeout)
     if completed.returncode != 0:
+        errors = "\n".join(error_lines(completed.stderr))[-12000:] or "(none logged)"
         raise NbgraderFailed(
             f"`nbgrader {' '.join(arguments)}` exited with {completed.returncode}.\n"
-            f"Its errors:\n{_errors_in(completed.stderr)}\n"
+            f"Its errors:\n{errors}\n"
             f"The end of its log:\n{completed.stdout[-2000:]}\n{completed.stderr[-4000:]}")
     return completed
 
 
-def _errors_in(log: str, context_lines: int = 40) -> str:
-    """Every traceback and ERROR line of an nbgrader log: they come long before its end,
-    which is all a CI log keeps, when other students were processed after the failure."""
-    lines = log.splitlines()
-    keep = set()
-    for number, line in enumerate(lines):
-        if line.startswith("Traceback") or "Error" in line or "| ERROR]" in line:
-            keep.update(range(number, min(number + (context_lines if line.startswith("Traceback") else 1), len(lines))))
-    return "\n".join(lines[number] for number in sorted(keep))[-12000:] or "(none logged)"
+def error_lines(log: str) -> list[str]:
+    """Every traceback (up to its exception line) and every error line of an nbgrader log.
+    They come long before its end, which is all a CI log keeps when other students were
+    processed after the failure."""
+    kept, in_traceback = [], False
+    for line in log.splitlines():
+        if line.startswith("Traceback"):
+            in_traceback = True
+        if in_traceback or "Error" in line or "| ERROR]" in line:
+            kept.append(line)
+        if in_traceback and line and not line[0].isspace() and not line.startswith("Traceback"):
+            in_traceback = False  # the exception line ends it
+    return kept
 
 
 def scratch_course(root: Path, chapter_names: list[str]) -> Path:

@@ -141,11 +141,12 @@ def cells_that_can_observe(notebook, answer_id: str):
     what it scores on the reference solution (tested on its own). Python binds globals late,
     so a function defined anywhere that reads a changed name counts as changed.
     """
-    cells = graded_cells_only(notebook).cells
+    pruned = graded_cells_only(notebook)
+    cells = pruned.cells
     changed_at = next(i for i, cell in enumerate(cells) if grade_id(cell) == answer_id and is_solution(cell))
     names = [_names(cell.source) for cell in cells]
     if any(entry is None for entry in names):
-        return graded_cells_only(notebook)  # cannot tell: run everything
+        return pruned  # cannot tell: run everything
     tainted = set(names[changed_at][0])
     observing = {changed_at}
     grown = True
@@ -165,8 +166,7 @@ def cells_that_can_observe(notebook, answer_id: str):
         needed = set().union(*(names[later][1] for later in kept if later > index))
         if names[index][0] & needed:
             kept.add(index)
-    pruned = copy.deepcopy(graded_cells_only(notebook))
-    pruned.cells = [cell for index, cell in enumerate(pruned.cells) if index in kept]
+    pruned.cells = [cell for index, cell in enumerate(cells) if index in kept]
     return pruned
 
 

@@ -385,3 +385,20 @@ def test_workers_share_the_cores_instead_of_each_taking_all():
         "TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "4", "OMP_NUM_THREADS": "4"}
     assert grade_class.kernel_thread_limits(1, cores=8)["OMP_NUM_THREADS"] == "8"
     assert grade_class.kernel_thread_limits(16, cores=2)["OMP_NUM_THREADS"] == "1", "never zero threads"
+
+
+NBGRADER_LOG = """[AutogradeApp | INFO] Autograding reference
+Traceback (most recent call last):
+  File "nbclient/client.py", line 1, in execute
+RuntimeError: Kernel died before replying to kernel_info
+[AutogradeApp | WARNING] Removing failed assignment: reference
+""" + "[AutogradeApp | INFO] Converting notebook untouched\n" * 500 + \
+    "[AutogradeApp | ERROR] There was an error processing assignment 'ch02' for student 'reference'\n"
+
+
+def test_an_nbgrader_failure_is_reported_by_its_cause_not_its_last_lines():
+    errors = pipeline.error_lines(NBGRADER_LOG)
+    assert errors[:3] == NBGRADER_LOG.splitlines()[1:4], "the traceback, with what follows it"
+    assert errors[-1].startswith("[AutogradeApp | ERROR]") and len(errors) < 10, "no INFO lines"
+    assert grade_class._last_error(NBGRADER_LOG).startswith("[AutogradeApp | ERROR] There was an error")
+    assert grade_class._last_error("all went well\n") == "all went well"
