@@ -453,7 +453,7 @@ def warm_model_cache(course: Course, workspace: Path, out=print) -> Path:
     for loader in sorted(set(re.findall(r"load_or_train_baseline_\w+", source))):
         out(f"Preparing the shared {loader.removeprefix('load_or_train_')} (fast profile) ...")
         completed = subprocess.run(
-            [sys.executable, "-c", f"from efficient_dl import models; models.{loader}(verbose=False)"],
+            [sys.executable, "-c", f"from efficient_dl import baselines; baselines.{loader}(verbose=False)"],
             env={**os.environ, "EFFICIENT_DL_CACHE": str(cache), "EFFICIENT_DL_PROFILE": "fast"},
             capture_output=True, text=True)
         if completed.returncode != 0:

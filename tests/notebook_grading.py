@@ -38,6 +38,26 @@ def answer_cell(notebook, answer_id: str):
     return matches[0]
 
 
+def release_filled_in(release, solution, answers: dict[str, str]):
+    """What nbgrader grades when a student submits the release with answers: the release's
+    cells, each answer cell holding ``answers[grade_id]`` (or else the solution's answer),
+    and every grade cell restored from the solution, hidden tests included, as nbgrader's
+    OverwriteCells does."""
+    source_cells = {grade_id(cell): cell for cell in solution.cells if grade_id(cell)}
+    unknown = set(answers) - {name for name, cell in source_cells.items() if is_solution(cell)}
+    assert not unknown, f"no answer cells named {sorted(unknown)}"
+    filled = copy.deepcopy(release)
+    for cell in filled.cells:
+        name = grade_id(cell)
+        if name is None:
+            continue
+        if is_solution(cell):
+            cell.source = answers.get(name, source_cells[name].source)
+        elif is_grade(cell):
+            cell.source = source_cells[name].source
+    return filled
+
+
 def graded_cells_only(notebook):
     """The notebook with just what grading depends on: setup, answer and grade cells."""
     pruned = copy.deepcopy(notebook)

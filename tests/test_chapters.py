@@ -21,7 +21,9 @@ import re
 import pytest
 
 from autograder import pipeline
-from notebook_grading import answer_cell, cells_that_can_observe, execute, grade_cell_scores, grade_id, read
+from alternatives import ALTERNATIVES, rounds
+from notebook_grading import (answer_cell, cells_that_can_observe, execute, grade_cell_scores, grade_id,
+                              graded_cells_only, read, release_filled_in)
 from mutants import MUTANTS
 
 # EFFICIENT_DL_TEST_CHAPTERS=ch04_x,ch05_y limits a run to some chapters (while writing them).
@@ -102,6 +104,40 @@ def test_mutant_loses_exactly_its_exercise(tmp_path, chapter, mutant):
     collateral = {name: score for name, (score, max_score) in scores.items()
                   if name != mutant.test_id and score != max_score}
     assert not collateral, f"the mutant also cost points elsewhere: {collateral}"
+
+
+ALTERNATIVE_ROUNDS = [pytest.param(chapter, group, id=f"{chapter}-round{number}")
+                      for chapter in CHAPTERS for number, group in enumerate(rounds(ALTERNATIVES.get(chapter, [])), 1)]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("chapter, alternatives", ALTERNATIVE_ROUNDS)
+def test_correct_alternatives_get_full_marks(tmp_path, chapter, alternatives):
+    """The release, filled in with correct answers written differently from the solution (one
+    per exercise in each round), graded with the solution's test cells: every grade cell full."""
+    solution = read(pipeline.notebook_path(pipeline.SOLUTIONS, chapter))
+    release = read(pipeline.notebook_path(pipeline.COURSE, chapter))
+    submitted = release_filled_in(release, solution, {a.answer_id: a.source for a in alternatives})
+
+    scores = grade_cell_scores(execute(graded_cells_only(submitted), tmp_path))
+
+    described = {a.test_id: a.description for a in alternatives}
+    lost = {f"{name} ({described.get(name, 'the solution')})": score
+            for name, (score, max_score) in scores.items() if score != max_score}
+    assert not lost, f"correct answers lost points: {lost}"
+
+
+# Chapters written before tests/alternatives/ existed get theirs with issue 13.
+CHAPTERS_WITHOUT_ALTERNATIVES_YET = {"ch01_compute_and_energy", "ch02_convolution_from_its_formula", "ch03_cnn_in_keras",
+                                     "ch04_recurrence_from_its_formula", "ch05_rnn_on_imdb_reviews"}
+
+
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c not in CHAPTERS_WITHOUT_ALTERNATIVES_YET])
+def test_every_exercise_has_two_correct_alternatives(chapter):
+    notebook = read(pipeline.notebook_path(pipeline.SOLUTIONS, chapter))
+    answers = {meta["grade_id"] for _, meta in nbgrader_cells(notebook) if meta.get("solution")}
+    counts = {answer: sum(a.answer_id == answer for a in ALTERNATIVES.get(chapter, [])) for answer in answers}
+    assert all(count >= 2 for count in counts.values()), f"exercises with fewer than two alternatives: {counts}"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

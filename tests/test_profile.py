@@ -24,16 +24,17 @@ def test_an_unknown_profile_is_a_clear_error():
 
 def test_fast_is_smaller_than_full_everywhere():
     fast, full = profile.PROFILES["fast"], profile.PROFILES["full"]
-    assert fast.epochs < full.epochs
-    assert fast.max_train_examples is not None and full.max_train_examples is None
+    for data_set in ("mnist", "imdb"):
+        small, large = getattr(fast, data_set), getattr(full, data_set)
+        assert small.epochs < large.epochs and small.fine_tune_epochs <= large.fine_tune_epochs, data_set
+        assert small.max_train_examples is not None and large.max_train_examples is None, data_set
+        assert large.max_eval_examples is None, data_set
     assert fast.latency_repeats < full.latency_repeats
     assert set(fast.batch_sizes) <= set(full.batch_sizes)
-    assert fast.text_epochs < full.text_epochs
-    assert fast.max_train_reviews is not None and full.max_train_reviews is None
 
 
 def test_the_description_names_the_sizes():
     text = profile.PROFILES["fast"].describe()
     assert "'fast'" in text and "4,000" in text and "[1, 16, 256]" in text
-    assert "text models: 2 epoch(s), training reviews: 5,000" in text
-    assert "training reviews: all" in profile.PROFILES["full"].describe()
+    assert "IMDB: 2 epoch(s) on 5,000 training examples" in text
+    assert "MNIST: 20 epoch(s) on all training examples" in profile.PROFILES["full"].describe()

@@ -1,7 +1,8 @@
 """efficient_dl: the plumbing the course's notebooks share.
 
-Data (``data``), hardware (``hardware``), measurement (``measure``) and run profiles
-(``profile``). What a student must learn to write stays in the notebooks.
+Data (``data``), hardware (``hardware``), measurement (``measure``), run profiles (``profile``)
+and the baseline models later chapters start from (``baselines``). What a student must learn
+to write stays in the notebooks.
 
 Import this package before TensorFlow: it quiets TensorFlow's logging, which only works
 before TensorFlow is loaded (see ``efficient_dl.quiet``).

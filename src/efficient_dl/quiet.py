@@ -24,13 +24,16 @@ import warnings
 
 # Lines on stderr that are logging noise rather than a failure: C++ log lines in absl's
 # format (I1128 15:04:05.123 1234 file.cc:12] ...), absl's pre-init banner, Python-side
-# TensorFlow/absl log records and Python warnings (a warning is advice, never a failure).
+# TensorFlow/absl log records, Python warnings (a warning is advice, never a failure), and the
+# two lines the TFLite converter and LiteRT print on every int8 conversion and interpreter.
 STDERR_NOISE_PATTERN = (
     r"(?m)("
     r"^WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|^[IWE]\d{4} [\d:. ]+\d+ [\w./-]+:\d+\]"
     r"|^(WARNING|INFO|ERROR):(tensorflow|absl)"
     r"|^[\w./\\: -]*:\d+: \w*Warning: "
+    r"|^fully_quantize: \d+, inference_type: \d+"  # the TFLite converter's quantization settings
+    r"|^INFO: Created TensorFlow Lite XNNPACK delegate"  # LiteRT choosing its CPU kernels
     r")"
 )
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from efficient_dl import models, profile
+from efficient_dl import baselines, profile
+from efficient_dl.baselines import cache, imdb_rnn, mnist_cnn
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +20,13 @@ def keras():
 
 
 def test_the_baseline_has_the_pytorch_models_parameter_count(keras):
-    model = models.baseline_cnn()
+    model = baselines.baseline_cnn()
     # conv1 3*3*1*32+32, conv2 3*3*32*64+64, dense1 3136*100+100, logits 100*10+10
     assert model.count_params() == 320 + 18_496 + 313_700 + 1_010 == 333_526
 
 
 def test_the_baseline_layers_and_shapes(keras):
-    model = models.baseline_cnn(name="my_cnn")
+    model = baselines.baseline_cnn(name="my_cnn")
     assert model.name == "my_cnn"
     expected = [
         ("conv1", keras.layers.Conv2D, (None, 28, 28, 32)),
@@ -48,9 +49,9 @@ def test_the_baseline_layers_and_shapes(keras):
 def one_epoch(monkeypatch, tmp_path):
     """The fast profile cut to one epoch, and an empty cache folder: keeps these tests short."""
     fast = profile.PROFILES["fast"]
-    monkeypatch.setitem(profile.PROFILES, "fast", dataclasses.replace(fast, epochs=1))
+    monkeypatch.setitem(profile.PROFILES, "fast", dataclasses.replace(fast, mnist=dataclasses.replace(fast.mnist, epochs=1)))
     monkeypatch.setenv("EFFICIENT_DL_PROFILE", "fast")
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(baselines.CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache" / "baseline_cnn_fast.keras"
 
 
@@ -59,7 +60,7 @@ def _weights(model):
 
 
 def test_load_or_train_trains_once_then_loads_from_the_cache(keras, one_epoch, capsys, monkeypatch):
-    trained = models.load_or_train_baseline_cnn()
+    trained = baselines.load_or_train_baseline_cnn()
     first = capsys.readouterr().out
     assert one_epoch.is_file(), "the trained model is cached under EFFICIENT_DL_CACHE"
     assert "trained" in first and "test accuracy" in first
@@ -69,8 +70,8 @@ def test_load_or_train_trains_once_then_loads_from_the_cache(keras, one_epoch, c
     def no_training(*args, **kwargs):
         raise AssertionError("the cached model must be loaded, not trained again")
 
-    monkeypatch.setattr(models, "train_baseline_cnn", no_training)
-    loaded = models.load_or_train_baseline_cnn()
+    monkeypatch.setattr(mnist_cnn, "train_baseline_cnn", no_training)
+    loaded = baselines.load_or_train_baseline_cnn()
     second = capsys.readouterr().out
     assert "loaded from" in second and "trained" not in second
     for a, b in zip(_weights(trained), _weights(loaded), strict=True):
@@ -82,7 +83,7 @@ def test_load_or_train_trains_once_then_loads_from_the_cache(keras, one_epoch, c
 
 
 def test_the_cache_dir_argument_wins_over_the_environment(keras, one_epoch, tmp_path):
-    models.load_or_train_baseline_cnn(cache_dir=tmp_path / "elsewhere", verbose=False)
+    baselines.load_or_train_baseline_cnn(cache_dir=tmp_path / "elsewhere", verbose=False)
     assert (tmp_path / "elsewhere" / "baseline_cnn_fast.keras").is_file()
     assert not one_epoch.exists()
 
@@ -91,8 +92,8 @@ def test_a_cache_folder_that_cannot_be_written_still_gives_a_trained_model(keras
     def read_only_file_system(source, target):
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(models.os, "replace", read_only_file_system)
-    model = models.load_or_train_baseline_cnn()
+    monkeypatch.setattr(cache.os, "replace", read_only_file_system)
+    model = baselines.load_or_train_baseline_cnn()
     out = capsys.readouterr().out
     assert "not saved (Read-only file system)" in out
     assert model.count_params() == 333_526 and not one_epoch.exists()
@@ -118,7 +119,7 @@ def test_processes_sharing_a_cache_train_once(tmp_path):
         return "trained model", Saved(), 1
 
     def ask():
-        results.append(models._load_or_train(path, "Test model", load=lambda: path.read_text(), train=train))
+        results.append(cache.load_or_train(path, "Test model", load=lambda: path.read_text(), train=train))
 
     askers = [threading.Thread(target=ask) for _ in range(4)]
     for asker in askers:
@@ -133,7 +134,7 @@ def test_processes_sharing_a_cache_train_once(tmp_path):
 def test_a_corrupt_cache_file_is_replaced_not_a_crash(keras, one_epoch, capsys):
     one_epoch.parent.mkdir(parents=True)
     one_epoch.write_bytes(b"half a zip file")
-    model = models.load_or_train_baseline_cnn()
+    model = baselines.load_or_train_baseline_cnn()
     out = capsys.readouterr().out
     assert "unreadable" in out and "training a new one" in out
     assert model.count_params() == 333_526
@@ -143,9 +144,9 @@ def test_a_corrupt_cache_file_is_replaced_not_a_crash(keras, one_epoch, capsys):
 
 
 def test_the_cache_folder_defaults_to_the_users_cache(monkeypatch, tmp_path):
-    monkeypatch.delenv(models.CACHE_ENV, raising=False)
+    monkeypatch.delenv(baselines.CACHE_ENV, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert models.cache_dir() == tmp_path / ".cache" / "efficient_dl"
+    assert baselines.cache_dir() == tmp_path / ".cache" / "efficient_dl"
 
 
 # --- the baseline RNN for IMDB reviews -----------------------------------------------------
@@ -165,7 +166,7 @@ def _rnn_parameters(vocabulary, embedding, units, cell, bidirectional):
 @pytest.mark.parametrize("cell", ["simple", "gru", "lstm"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_the_baseline_rnn_architecture(keras, cell, bidirectional):
-    model = models.baseline_rnn(vocabulary_size=500, cell=cell, bidirectional=bidirectional,
+    model = baselines.baseline_rnn(vocabulary_size=500, cell=cell, bidirectional=bidirectional,
                                 embedding_dim=8, units=6, name="my_rnn")
     assert model.name == "my_rnn"
     assert model.count_params() == _rnn_parameters(500, 8, 6, cell, bidirectional)
@@ -183,7 +184,7 @@ def test_the_baseline_rnn_architecture(keras, cell, bidirectional):
 def test_padding_does_not_change_the_baseline_rnns_output(keras, cell, bidirectional):
     """The mask in action: zeros appended or prepended are skipped, so the logits do not move."""
     keras.utils.set_random_seed(3)
-    model = models.baseline_rnn(vocabulary_size=50, cell=cell, bidirectional=bidirectional, embedding_dim=4, units=3)
+    model = baselines.baseline_rnn(vocabulary_size=50, cell=cell, bidirectional=bidirectional, embedding_dim=4, units=3)
     words = np.random.default_rng(3).integers(1, 50, size=(2, 7))
     padding = np.zeros((2, 5), dtype=np.int64)
     plain = model.predict(words, verbose=0)
@@ -193,15 +194,15 @@ def test_padding_does_not_change_the_baseline_rnns_output(keras, cell, bidirecti
 
 def test_an_unknown_cell_is_a_clear_error():
     with pytest.raises(ValueError, match="'rnn' is not one of"):
-        models.baseline_rnn(cell="rnn")
+        baselines.baseline_rnn(cell="rnn")
 
 
 def test_the_text_vectorizer_learns_its_vocabulary_from_the_texts_it_is_given(keras):
-    vectorizer = models.text_vectorizer(["A good film.", "A bad, bad, bad film!"], vocabulary_size=10, sequence_length=6)
+    vectorizer = baselines.text_vectorizer(["A good film.", "A bad, bad, bad film!"], vocabulary_size=10, sequence_length=6)
     vocabulary = vectorizer.get_vocabulary()
     assert vocabulary[:2] == ["", "[UNK]"] and set(vocabulary[2:]) == {"a", "good", "bad", "film"}
     assert vocabulary.index("bad") == 2, "the most frequent word comes first (ties in any order)"
-    ids = models.vectorize(vectorizer, np.array(["Bad FILM, unseen"], dtype=object))
+    ids = baselines.vectorize(vectorizer, np.array(["Bad FILM, unseen"], dtype=object))
     assert ids.dtype == np.int64 and ids.shape == (1, 6)
     assert ids[0].tolist() == [2, vocabulary.index("film"), 1, 0, 0, 0], "lower-cased, OOV 1, padded with 0 at the end"
 
@@ -210,29 +211,29 @@ def test_the_text_vectorizer_learns_its_vocabulary_from_the_texts_it_is_given(ke
 def one_text_epoch(monkeypatch, tmp_path):
     """The fast profile cut to one epoch on 300 reviews, and an empty cache folder."""
     fast = profile.PROFILES["fast"]
-    monkeypatch.setitem(profile.PROFILES, "fast", dataclasses.replace(fast, text_epochs=1, max_train_reviews=300))
+    monkeypatch.setitem(profile.PROFILES, "fast", dataclasses.replace(fast, imdb=dataclasses.replace(fast.imdb, epochs=1, max_train_examples=300)))
     monkeypatch.setenv("EFFICIENT_DL_PROFILE", "fast")
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(baselines.CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache" / "baseline_rnn_fast.keras"
 
 
 def test_load_or_train_rnn_trains_once_then_loads_from_the_cache(keras, one_text_epoch, capsys):
-    trained, trained_vectorizer = models.load_or_train_baseline_rnn()
+    trained, trained_vectorizer = baselines.load_or_train_baseline_rnn()
     first = capsys.readouterr().out
     assert one_text_epoch.is_file() and "trained" in first and "test accuracy" in first
     left = sorted(p.name for p in one_text_epoch.parent.iterdir())
     assert left == [one_text_epoch.name, one_text_epoch.name + ".lock"], "no temporary file is left behind"
 
-    loaded, vectorizer = models.load_or_train_baseline_rnn()
+    loaded, vectorizer = baselines.load_or_train_baseline_rnn()
     second = capsys.readouterr().out
     assert "loaded from" in second and "trained" not in second
     for a, b in zip(_weights(trained), _weights(loaded), strict=True):
         np.testing.assert_array_equal(a, b)
     assert vectorizer.get_vocabulary() == trained_vectorizer.get_vocabulary()
-    assert loaded.count_params() == models.baseline_rnn().count_params()
+    assert loaded.count_params() == baselines.baseline_rnn().count_params()
     # Ready to use: the vectorizer feeds the model, which is compiled with the baseline's loss and metric.
-    ids = models.vectorize(vectorizer, ["What a wonderful film.", "Dull, and far too long."])
-    assert ids.shape == (2, models.TEXT_SEQUENCE_LENGTH)
+    ids = baselines.vectorize(vectorizer, ["What a wonderful film.", "Dull, and far too long."])
+    assert ids.shape == (2, baselines.TEXT_SEQUENCE_LENGTH)
     loss, accuracy = loaded.evaluate(ids, np.array([1, 0]), verbose=0)
     assert np.isfinite(loss) and 0 <= accuracy <= 1
 
@@ -245,10 +246,10 @@ def test_the_rnn_never_sees_the_test_split_and_a_corrupt_cache_is_replaced(keras
     monkeypatch.setattr(data, "load_imdb", lambda *args, **kwargs: dataclasses.replace(real, x_test=marked))
     one_text_epoch.parent.mkdir(parents=True)
     one_text_epoch.write_bytes(b"half a zip file")
-    model, vectorizer = models.load_or_train_baseline_rnn()
+    model, vectorizer = baselines.load_or_train_baseline_rnn()
     assert "unreadable" in capsys.readouterr().out
     assert not any(word.startswith("zzsecret") for word in vectorizer.get_vocabulary()), (
         "the vocabulary comes from the training reviews only")
-    reloaded, _ = models._unbundle(keras.saving.load_model(one_text_epoch, compile=False))
+    reloaded, _ = imdb_rnn._unbundle(keras.saving.load_model(one_text_epoch, compile=False))
     for a, b in zip(_weights(model), _weights(reloaded), strict=True):
         np.testing.assert_array_equal(a, b)
