@@ -42,7 +42,7 @@ def __edl_install_integrity():
     watched = {"builtins": builtins, "math": math, "numpy": numpy, "numpy.testing": numpy.testing}
     try:
         import efficient_dl
-        for name in ("data", "measure", "baselines", "profile", "hardware", "quiet"):
+        for name in ("data", "measure", "baselines", "litert", "profile", "hardware", "quiet"):
             watched[f"efficient_dl.{name}"] = importlib.import_module(f"efficient_dl.{name}")
     except ImportError:
         pass

@@ -253,3 +253,40 @@ def test_the_rnn_never_sees_the_test_split_and_a_corrupt_cache_is_replaced(keras
     reloaded, _ = imdb_rnn._unbundle(keras.saving.load_model(one_text_epoch, compile=False))
     for a, b in zip(_weights(model), _weights(reloaded), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# --- the tf_keras bridge (chapters 07-08) ---------------------------------------------------
+
+
+def test_the_cnn_bridges_to_tf_keras_and_back_with_the_same_function(keras):
+    tf_keras = baselines.import_tf_keras()
+    keras.utils.set_random_seed(5)
+    original = baselines.baseline_cnn()
+    twin = baselines.cnn_in_tf_keras(original)
+    assert isinstance(twin, tf_keras.Model) and not isinstance(twin, keras.Model)
+    digits = np.random.default_rng(9).random((5, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(twin(digits)), np.asarray(original(digits)), atol=1e-5)
+    back = baselines.cnn_in_keras3(twin)
+    assert isinstance(back, keras.Model)
+    np.testing.assert_allclose(np.asarray(back(digits)), np.asarray(original(digits)), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell, bidirectional", [("gru", False), ("lstm", True)])
+def test_the_rnn_bridges_with_its_mask(keras, cell, bidirectional):
+    keras.utils.set_random_seed(6)
+    original = baselines.baseline_rnn(300, cell=cell, bidirectional=bidirectional, embedding_dim=8, units=5)
+    twin = baselines.rnn_in_tf_keras(original)
+    ids = np.array([[5, 9, 2, 0, 0, 0], [7, 1, 1, 4, 8, 3]], dtype=np.int64)
+    np.testing.assert_allclose(np.asarray(twin(ids)), np.asarray(original(ids)), atol=1e-5)
+
+
+def test_a_bridge_to_another_architecture_is_refused(keras):
+    tf_keras = baselines.import_tf_keras()
+    original = baselines.baseline_cnn()
+    relu_logits = tf_keras.Sequential([*baselines.cnn_in_tf_keras(original).layers[:-1],
+                                       tf_keras.layers.Dense(10, activation="relu")])
+    relu_logits.build((None, 28, 28, 1))
+    with pytest.raises(baselines.BridgeMismatch, match="outputs differ"):
+        baselines.copy_weights(original, relu_logits, np.random.default_rng(1).random((8, 28, 28, 1), dtype=np.float32))
+    with pytest.raises(baselines.BridgeMismatch, match="weight shapes differ"):
+        baselines.copy_weights(original, baselines.baseline_rnn(50), None)

@@ -204,8 +204,11 @@ def test_every_exercise_has_the_same_shape(chapter):
             f"{answer_id}: end the test cell with an assert or a print, not a value")
 
 
+# One chapter is enough to prove `make validate` works: every solution already autograds to full
+# marks through nbgrader in test_chapter_through_nbgrader, and validating the others would run
+# each notebook a second time for the same purpose (about 5 minutes of the suite).
 @pytest.mark.notebook
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c == "ch01_compute_and_energy"])
 def test_nbgrader_validate_accepts_the_solution(tmp_path, chapter):
     result = pipeline.nbgrader(tmp_path, "validate", str(pipeline.notebook_path(pipeline.SOLUTIONS, chapter)))
     assert "Success! Your notebook passes all the tests." in result.stdout, result.stdout[-3000:]

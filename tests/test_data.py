@@ -214,3 +214,36 @@ def test_keras_source_without_network_is_a_clear_error(monkeypatch, offline):
 def test_unknown_source_is_rejected():
     with pytest.raises(ValueError, match="not one of"):
         data.load_mnist(source="floppy")
+
+
+# --- Fashion-MNIST (the full-size data of the compression benchmark) -----------------------
+
+
+def _write_idx(path, array):
+    import gzip
+
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    with gzip.open(path, "wb") as stream:
+        stream.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reads_keras_idx_files_and_splits_like_mnist(tmp_path):
+    rng = np.random.default_rng(0)
+    x_train, y_train = rng.integers(0, 256, (5_100, 28, 28)), rng.integers(0, 10, 5_100)
+    x_test, y_test = rng.integers(0, 256, (30, 28, 28)), rng.integers(0, 10, 30)
+    for key, array in {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}.items():
+        _write_idx(tmp_path / data.FASHION_MNIST_FILES[key], array)
+    splits = data.load_fashion_mnist(tmp_path)
+    assert splits.x_train.shape == (100, 28, 28, 1) and len(splits.y_val) == 5_000
+    np.testing.assert_allclose(splits.x_test[..., 0], x_test / 255.0, rtol=1e-6)  # the test set as published
+    np.testing.assert_array_equal(splits.y_test, y_test)
+    assert splits.x_train.dtype == np.float32 and splits.y_train.dtype == np.int64
+
+
+def test_missing_or_corrupt_fashion_mnist_names_the_fix(tmp_path):
+    with pytest.raises(data.DataSourceError, match="apt-get install dataset-fashion-mnist"):
+        data.load_fashion_mnist(tmp_path)
+    for name in data.FASHION_MNIST_FILES.values():
+        (tmp_path / name).write_bytes(b"not gzip")
+    with pytest.raises(data.DataSourceError, match="corrupt or unreadable"):
+        data.load_fashion_mnist(tmp_path)

@@ -86,6 +86,59 @@ def load_imdb(source: str | None = None, seed: int = 0, mirror: str | os.PathLik
     return _load(_IMDB, source, seed, mirror)
 
 
+# Debian's package dataset-fashion-mnist installs the four IDX files here.
+FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+def load_fashion_mnist(folder: str | os.PathLike | None = None, seed: int = 0) -> Splits:
+    """Fashion-MNIST (Zalando: 70,000 28x28 grey images of clothes, 10 classes), shaped like
+    ``load_mnist()``'s digits: a full-size stand-in for MNIST where only packages reach.
+
+    Read from ``folder``, else from ``<EFFICIENT_DL_DATA_MIRROR>/fashion-mnist`` when that
+    exists, else from Debian's ``dataset-fashion-mnist`` package: the four IDX files that
+    keras.datasets.fashion_mnist downloads, gzipped. Validation comes out of the 60,000
+    training images; the 10,000 test images stay as published.
+    """
+    if folder is None:
+        mirror = _mirror_dir(None)
+        folder = mirror / "fashion-mnist" if mirror is not None and (mirror / "fashion-mnist").is_dir() \
+            else FASHION_MNIST_DEBIAN
+    folder = Path(folder)
+    missing = [name for name in FASHION_MNIST_FILES.values() if not (folder / name).is_file()]
+    if missing:
+        raise DataSourceError(
+            f"Fashion-MNIST: {folder} lacks {', '.join(missing)}. On Debian or Ubuntu: "
+            f"`sudo apt-get install dataset-fashion-mnist`; elsewhere copy keras's four files there.")
+    arrays = {key: _read_idx(folder / name) for key, name in FASHION_MNIST_FILES.items()}
+    train, test = _mnist_pairs(arrays)
+    splits = _split_full(dataclasses.replace(_MNIST, name="Fashion-MNIST"), train, test, seed, f"{folder}")
+    print(f"Fashion-MNIST from {splits.source}: train {len(splits.y_train):,} · validation "
+          f"{len(splits.y_val):,} · test {len(splits.y_test):,} (shuffled, seed {seed})")
+    return splits
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (gzipped or not): a big-endian header of dtype code and dimensions, then bytes."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as stream:
+            raw = stream.read()
+        zero, dtype_code, dimensions = raw[0:2], raw[2], raw[3]
+        if zero != b"\0\0" or dtype_code != 0x08:  # 0x08: unsigned bytes, as MNIST's files are
+            raise ValueError(f"not an IDX file of unsigned bytes (header {raw[:4].hex()})")
+        shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dimensions))
+        data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dimensions)
+        return data.reshape(shape)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataSourceError(f"{path} is corrupt or unreadable ({error}); reinstall or copy it again.") from error
+
+
 # --- choosing a source -----------------------------------------------------------------
 
 

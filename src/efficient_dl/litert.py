@@ -39,15 +39,20 @@ def model_bytes(model: bytes | str | os.PathLike) -> bytes:
     return Path(model).read_bytes()
 
 
-def interpreter(model, num_threads: int = 1):
+def interpreter(model, num_threads: int = 1, delegate: bool = True):
     """A LiteRT interpreter for ``model``, tensors allocated. One thread by default, so that
-    every variant is timed on the same share of the machine."""
-    from ai_edge_litert.interpreter import Interpreter
+    every variant is timed on the same share of the machine.
+
+    ``delegate=False`` runs LiteRT's own kernels instead of handing the graph to XNNPACK, which
+    repacks a float model's weights and leaves their tensors empty: for reading weights back."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from efficient_dl.quiet import filtered_stderr
 
+    resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     with filtered_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-        runner = Interpreter(model_content=model_bytes(model), num_threads=num_threads)
+        runner = Interpreter(model_content=model_bytes(model), num_threads=num_threads,
+                             experimental_op_resolver_type=resolver)
         runner.allocate_tensors()
     return runner
 
@@ -128,7 +133,7 @@ class TensorTypes:
 def tensor_types(model) -> TensorTypes:
     """The dtypes of ``model``'s input, output, weights and biases (inputs 1 and 2 of every
     convolution and matrix product), read from the interpreter: proof of what was quantized."""
-    runner = interpreter(model)
+    runner = interpreter(model, delegate=False)
     tensors = {detail["index"]: detail for detail in runner.get_tensor_details()}
     found = {1: {}, 2: {}}
     for op in runner._get_ops_details():  # the only way LiteRT's Python API lists the graph
@@ -144,7 +149,7 @@ def tensor_types(model) -> TensorTypes:
 def quantization_of(model, tensor_name: str) -> tuple[np.ndarray, np.ndarray, int]:
     """``(scales, zero_points, quantized_dimension)`` that the converter stored for a tensor
     (one scale per tensor, or one per output channel)."""
-    runner = interpreter(model)
+    runner = interpreter(model, delegate=False)
     for detail in runner.get_tensor_details():
         if detail["name"] == tensor_name:
             parameters = detail["quantization_parameters"]
@@ -154,7 +159,7 @@ def quantization_of(model, tensor_name: str) -> tuple[np.ndarray, np.ndarray, in
 
 def weight_values(model, tensor_name: str) -> np.ndarray:
     """The stored (quantized) values of a weight tensor, as the file holds them."""
-    runner = interpreter(model)
+    runner = interpreter(model, delegate=False)
     for detail in runner.get_tensor_details():
         if detail["name"] == tensor_name:
             return np.array(runner.get_tensor(detail["index"]))
