@@ -42,10 +42,14 @@ PRUNING_EPOCHS_PER_FINE_TUNE_EPOCH = 4  # the network must recover from losing 8
 CALIBRATION_IMAGES = 500
 LATENCY_THREADS = 1
 ENERGY_PREDICTIONS = 1_000
-# What the issue asks of the full-size run (physical limits and the best published results).
+# What the issue asks of the full-size run (physical limits and the best published results):
+# (label, the variants that may meet it, which ratio, at least this many times smaller, at most
+# this many points of accuracy lost).
 GOALS = (
-    ("int8 (post-training)", "raw_ratio", 3.8, 0.5),
-    ("pruned 80 % + int8", "gzip_ratio", 12.0, 1.0),
+    ("int8", ("int8 (post-training)",), "raw_ratio", 3.8, 0.5),
+    (f"pruned {TARGET_SPARSITY:.0%} + int8", (f"pruned {TARGET_SPARSITY:.0%} + int8",
+                                             f"pruned {TARGET_SPARSITY:.0%} + pruning-preserving QAT int8"),
+     "gzip_ratio", 12.0, 1.0),
 )
 
 
@@ -234,12 +238,12 @@ def markdown_table(rows: list[Row]) -> str:
 def goals(rows: list[Row]) -> list[str]:
     by_name = {r.variant: r for r in rows}
     said = []
-    for variant, ratio_field, ratio, points in GOALS:
-        row = by_name[variant.replace("80 %", f"{TARGET_SPARSITY:.0%}")]
-        achieved = getattr(row, ratio_field)
-        met = achieved >= ratio and row.accuracy_lost <= points
-        said.append(f"{'met' if met else 'NOT met'}: {row.variant} ≥ {ratio}× smaller ({ratio_field.split('_')[0]}) "
-                    f"with ≤ {points} point(s) lost — {achieved:.2f}×, {row.accuracy_lost:+.2f} points")
+    for label, variants, ratio_field, ratio, points in GOALS:
+        best = max((by_name[v] for v in variants), key=lambda r: (r.accuracy_lost <= points, getattr(r, ratio_field)))
+        achieved = getattr(best, ratio_field)
+        met = achieved >= ratio and best.accuracy_lost <= points
+        said.append(f"{'met' if met else 'NOT met'}: {label} ≥ {ratio}× smaller ({ratio_field.split('_')[0]}) with "
+                    f"≤ {points} point(s) lost — best: {best.variant}, {achieved:.2f}×, {best.accuracy_lost:+.2f} points")
     int8 = by_name["int8 (post-training)"]
     met = int8.latency_ratio is not None and int8.latency_ratio <= 0.5
     said.append(f"{'met' if met else 'NOT met'}: int8 latency ≤ half of float32's at batch 1 — "

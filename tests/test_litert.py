@@ -100,3 +100,15 @@ def test_a_float_models_weights_read_back_as_keras_holds_them(cnn, float32_bytes
     name = next(n for n in litert.tensor_types(float32_bytes).weights if "dense1" in n)
     stored = litert.weight_values(float32_bytes, name)  # (100, 3136): TFLite stores Dense kernels transposed
     np.testing.assert_array_equal(stored, np.asarray(cnn.get_layer("dense1").kernel).T)
+
+
+def test_float16_weights_are_found_behind_their_dequantize_ops(tf, cnn):
+    converter = tf.lite.TFLiteConverter.from_keras_model(cnn)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    model = litert.convert(converter)
+    types = litert.tensor_types(model)
+    assert types.input == "float32" and len(types.weights) == 4 and types.weight_dtypes == {"float16"}
+    name = next(n for n in types.weights if "conv2" in n)
+    kernel = np.asarray(cnn.get_layer("conv2").kernel)
+    np.testing.assert_array_equal(litert.weight_values(model, name), np.transpose(kernel, (3, 0, 1, 2)).astype(np.float16))

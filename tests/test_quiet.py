@@ -15,11 +15,14 @@ NOISE = [
     "WARNING:tensorflow:5 out of the last 5 calls to <function> triggered tf.function retracing.\n",
     "WARNING:absl:Compiled the loaded model, but the compiled metrics have yet to be built.\n",
     "/app/.venv/lib/python3.11/site-packages/keras/src/layers/core/dense.py:93: UserWarning: Do not pass an `input_shape`\n",
+    "fully_quantize: 0, inference_type: 6, input_inference_type: INT8, output_inference_type: INT8\n",
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
 ]
 REAL_OUTPUT = [
     "Traceback (most recent call last):\n  File \"<stdin>\", line 1\nAssertionError: wrong\n",
     "my debugging print to stderr\n",
     "Error: the answer is 42\n",
+    "INFO: my own progress line\n",
 ]
 
 
@@ -37,6 +40,25 @@ def test_the_noise_tensorflow_prints_here_is_all_matched():
     """Whatever this TensorFlow build writes to stderr on import and first use is matched."""
     script = "import efficient_dl, keras; keras.layers.Dense(2)(keras.ops.ones((1, 3)))"
     stderr = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stderr
+    unmatched = [line for line in stderr.splitlines() if line.strip() and not re.search(STDERR_NOISE_PATTERN, line)]
+    assert not unmatched, unmatched
+
+
+def test_an_int8_conversion_and_its_interpreter_print_only_matched_noise():
+    """The converter's and LiteRT's own lines (from C++, past any Python setting) are all matched."""
+    script = (
+        "import efficient_dl, numpy as np, keras, tensorflow as tf\n"
+        "from ai_edge_litert.interpreter import Interpreter\n"
+        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])\n"
+        "converter = tf.lite.TFLiteConverter.from_keras_model(model)\n"
+        "converter.optimizations = [tf.lite.Optimize.DEFAULT]\n"
+        "converter.representative_dataset = lambda: ([np.ones((1, 4), np.float32)] for _ in range(3))\n"
+        "converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]\n"
+        "converter.inference_input_type = converter.inference_output_type = tf.int8\n"
+        "Interpreter(model_content=converter.convert()).allocate_tensors()\n"
+    )
+    stderr = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180).stderr
+    assert "fully_quantize" in stderr and "XNNPACK" in stderr, "the lines this test is about were not printed"
     unmatched = [line for line in stderr.splitlines() if line.strip() and not re.search(STDERR_NOISE_PATTERN, line)]
     assert not unmatched, unmatched
 

@@ -136,9 +136,14 @@ def tensor_types(model) -> TensorTypes:
     runner = interpreter(model, delegate=False)
     tensors = {detail["index"]: detail for detail in runner.get_tensor_details()}
     found = {1: {}, 2: {}}
-    for op in runner._get_ops_details():  # the only way LiteRT's Python API lists the graph
+    operations = runner._get_ops_details()  # the only way LiteRT's Python API lists the graph
+    # float16 weights are stored as float16 and widened by a DEQUANTIZE op before each use:
+    # the stored tensor is that op's input.
+    stored = {int(op["outputs"][0]): int(op["inputs"][0]) for op in operations if op["op_name"] == "DEQUANTIZE"}
+    for op in operations:
         if op["op_name"] in WEIGHTED_OPS:
             for position, index in enumerate(list(op["inputs"])[1:3], start=1):
+                index = stored.get(int(index), int(index))
                 if index >= 0 and index in tensors:
                     found[position][tensors[index]["name"]] = np.dtype(tensors[index]["dtype"]).name
     return TensorTypes(input=np.dtype(runner.get_input_details()[0]["dtype"]).name,
