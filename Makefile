@@ -71,5 +71,8 @@ check: setup
 benchmark-grading: setup
 	$(BIN)/python benchmarks/grading_speed.py
 
+# Removes what `make setup` and the tests rebuild; never grades (the gradebook, autograded/,
+# feedback/, exports/ and the class grader's runs/ stay).
 clean:
-	rm -rf $(VENV) .pytest_cache autograder/gradebook.db autograder/autograded autograder/feedback
+	rm -rf $(VENV) .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
