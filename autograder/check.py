@@ -71,7 +71,7 @@ def check(notebook: Path, chapter: str | None = None, out=print) -> dict[str, tu
         out(f"{grade_id:40s} {score:g}/{max_score:g}  {mark}")
         if score != max_score and grade_id in hints:
             out(f"{'':40s} hint: {hints[grade_id]}")
-    for note in result.tampered + result.notes:
+    for note in result.tampered + [f"flagged for review: {reason}" for reason in result.flagged] + result.notes:
         out(f"note: {note}")
     out(f"Total: {total:g}/{possible:g} ({result.status})")
     return result.scores

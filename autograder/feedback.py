@@ -72,7 +72,9 @@ def write_feedback(autograded_path: Path, release_path: Path, scores, folder: Pa
     notebook = redacted(autograded, release, scores)
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, str(folder / autograded_path.name))
-    html, _ = HTMLExporter().from_notebook_node(notebook)
+    # Outputs are the student's: a <script> or an onload= printed as HTML must not run in the
+    # browser of whoever opens the page (the student, or an instructor in formgrader).
+    html, _ = HTMLExporter(sanitize_html=True).from_notebook_node(notebook)
     target = folder / (autograded_path.stem + ".html")
     target.write_text(html, encoding="utf-8")
     return target

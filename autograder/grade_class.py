@@ -30,19 +30,20 @@ import queue
 import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.utils import compute_checksum, is_grade
 
-from autograder import feedback, isolation, pipeline
+from autograder import feedback, integrity, isolation, pipeline
 
 # nbgrader's gradebook API trips SQLAlchemy's autoflush warnings on every new submission.
 warnings.filterwarnings("ignore", module="nbgrader.api")
@@ -51,10 +52,22 @@ warnings.filterwarnings("ignore", message=".*not in session.*")
 REPOSITORY = Path(__file__).resolve().parents[1]
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
 MAX_NOTEBOOK_BYTES = 200 * 2**20
-# Blackboard-style names, nbgrader's documented example: <anything>_<student>_attempt_<time>_<file>
-DEFAULT_LMS_REGEXP = r".*_(?P<student_id>[A-Za-z0-9.@+-]+)_attempt_(?P<timestamp>[0-9\-]+)_(?P<file_id>\w+)"
+# How far intake looks for a misnamed notebook inside a student's folder, and how much it reads.
+MAX_SEARCH_DEPTH = 6
+MAX_SEARCH_ENTRIES = 10_000
+# Blackboard-style names, nbgrader's documented example: <anything>_<student>_attempt_<time>_<file>.
+# The id starts with a letter or digit: "..", "." or "-rf" would name no student (or a folder above).
+DEFAULT_LMS_REGEXP = (r".*_(?P<student_id>[A-Za-z0-9][A-Za-z0-9.@+-]*)_attempt_(?P<timestamp>[0-9\-]+)"
+                      r"_(?P<file_id>\w+)")
 
 GRADED, FAILED, TIMED_OUT, MISSING, INVALID = "graded", "failed", "timed out", "missing", "invalid"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (escape codes, carriage returns
+    that would overwrite a summary line) written as escapes, and at most 120 characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return shown if len(shown) <= 120 else shown[:117] + "..."
 
 
 @dataclasses.dataclass
@@ -65,9 +78,45 @@ class Submission:
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def digest(self) -> str:
-        if self.path is None or not self.path.is_file():
+        try:
+            return hashlib.sha256(read_regular_file(self.path)).hexdigest() if self.path else "none"
+        except (OSError, ValueError):
             return "none"
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def regular_file_problem(path: Path) -> str | None:
+    """None if ``path`` is a plain file; else what it is (a link, a FIFO, a device...), in words.
+    Never follows a link: the grader may run as root, and a student may point anywhere."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(mode):
+        kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISDIR: "a folder", stat.S_ISSOCK: "a socket",
+                 stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+        return next((kind for test, kind in kinds.items() if test(mode)), "not a regular file")
+    return None
+
+
+def read_regular_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of ``path``, opened without following a link and checked to be a plain file
+    through the descriptor (no swap between the check and the read); ValueError if over ``limit``."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError("not a regular file")
+        if status.st_size > limit:
+            raise ValueError(f"{status.st_size / 2**20:.0f} MiB, over the {limit // 2**20} MiB limit")
+        with os.fdopen(descriptor, "rb", closefd=False) as stream:
+            data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"over the {limit // 2**20} MiB limit")
+        return data
+    finally:
+        os.close(descriptor)
 
 
 @dataclasses.dataclass
@@ -78,6 +127,7 @@ class Result:
     tampered: list[str]
     notes: list[str]
     seconds: float = 0.0
+    flagged: list[str] = dataclasses.field(default_factory=list)  # code that needs a person's review
 
     @property
     def total(self) -> float:
@@ -125,12 +175,14 @@ def nbgrader_command(course_root: Path, *arguments: str, cwd: Path = REPOSITORY,
 # --- intake --------------------------------------------------------------------------------
 
 
-def collect_zip(archive: Path, course: Course, workspace: Path, regexp: str) -> Path:
-    """Unpack an LMS export with nbgrader's zip_collect; returns a folder of students."""
+def collect_zip(archive: Path, course: Course, workspace: Path, regexp: str) -> tuple[Path, list[Submission]]:
+    """Unpack an LMS export with nbgrader's zip_collect; returns a folder of students, and the
+    entries refused before unpacking (an unusable student id such as "..", which zip_collect
+    would place outside its folder; an entry over the size limit), each said in words."""
     downloaded = workspace / "downloaded"
     shutil.rmtree(downloaded, ignore_errors=True)
     (downloaded / course.chapter / "archive").mkdir(parents=True)
-    shutil.copyfile(archive, downloaded / course.chapter / "archive" / archive.name)
+    refused = _copy_usable_entries(archive, downloaded / course.chapter / "archive" / "export.zip", regexp)
     collected = workspace / "collected"
     shutil.rmtree(collected, ignore_errors=True)
     completed = nbgrader_command(
@@ -140,76 +192,127 @@ def collect_zip(archive: Path, course: Course, workspace: Path, regexp: str) -> 
         f"--FileNameCollectorPlugin.named_regexp={regexp}",
         f"--CourseDirectory.submitted_directory={os.path.relpath(collected, course.root)}")
     if completed.returncode != 0:
-        raise SystemExit(f"nbgrader zip_collect could not read {archive}:\n{completed.stderr[-3000:]}")
-    return collected
+        raise GradingError(f"nbgrader zip_collect could not read {archive}:\n{completed.stderr[-3000:]}")
+    collected.mkdir(parents=True, exist_ok=True)
+    return collected, refused
+
+
+def _copy_usable_entries(archive: Path, target: Path, regexp: str) -> list[Submission]:
+    pattern = re.compile(regexp)
+    refused = []
+    try:
+        with zipfile.ZipFile(archive) as source, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as kept:
+            for info in source.infolist():
+                if info.is_dir():
+                    continue
+                match = pattern.match(Path(info.filename).name)
+                student = match.groupdict().get("student_id") if match else None
+                if match is None and info.filename.endswith(".ipynb"):
+                    refused.append(Submission(printable(Path(info.filename).name), None,
+                                              f"zip entry {printable(info.filename)!r} does not match the LMS file name "
+                                              f"pattern (--lms-regexp): not collected"))
+                elif student is not None and not STUDENT_ID.match(student):
+                    refused.append(Submission(printable(student), None, f"zip entry {printable(info.filename)!r} names "
+                                              f"no usable student id: not unpacked"))
+                elif info.file_size > MAX_NOTEBOOK_BYTES:
+                    refused.append(Submission(printable(student or info.filename), None,
+                                              f"zip entry {printable(info.filename)!r} is {info.file_size / 2**20:.0f} MiB, "
+                                              f"over the {MAX_NOTEBOOK_BYTES // 2**20} MiB limit: not unpacked"))
+                else:
+                    kept.writestr(info.filename, source.read(info))
+    except zipfile.BadZipFile as error:
+        raise GradingError(f"{archive} is not a readable zip file ({error}).") from error
+    return refused
+
+
+class GradingError(RuntimeError):
+    """The run cannot go on (a missing chapter, an unreadable export): said in words, raised to main."""
 
 
 def find_submissions(folder: Path, chapter: str) -> list[Submission]:
-    """One Submission per student folder, with what is wrong with it said in words."""
+    """One Submission per student folder, with what is wrong with it said in words.
+
+    Only plain files count: a link, a FIFO or a device named like the notebook is refused, not
+    opened. A misnamed notebook is looked for at most MAX_SEARCH_DEPTH folders down."""
     wanted = f"{chapter}.ipynb"
     submissions = []
-    for student_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        student = student_dir.name
+    with os.scandir(folder) as entries:
+        student_dirs = sorted((entry for entry in entries if not entry.name.startswith(".")), key=lambda e: e.name)
+    for entry in student_dirs:
+        student, student_dir = entry.name, Path(entry.path)
         if not STUDENT_ID.match(student):
-            submissions.append(Submission(student, None, f"folder name {student!r} is not a usable student id"))
+            if entry.is_dir(follow_symlinks=False):
+                submissions.append(Submission(printable(student), None,
+                                              f"folder name {printable(repr(student))} is not a usable student id"))
+            continue
+        if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+            if entry.is_symlink():
+                submissions.append(Submission(student, None, "the student folder is a symbolic link: not followed"))
             continue
         for candidate in (student_dir / wanted, student_dir / chapter / wanted):
-            if candidate.is_file():
+            problem = regular_file_problem(candidate)
+            if problem is None:
                 submissions.append(Submission(student, candidate))
                 break
+            if problem != "missing":
+                submissions.append(Submission(student, None, f"{candidate.relative_to(student_dir)} is {problem}: not opened"))
+                break
         else:
-            others = sorted(p for p in student_dir.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+            others, truncated = _notebooks_below(student_dir)
             if len(others) == 1:
                 submissions.append(Submission(student, others[0], notes=[
-                    f"submitted as {others[0].relative_to(student_dir)}, graded as {wanted}"]))
+                    f"submitted as {printable(str(others[0].relative_to(student_dir)))}, graded as {wanted}"]))
             elif others:
-                names = ", ".join(str(p.relative_to(student_dir)) for p in others)
+                names = ", ".join(printable(str(p.relative_to(student_dir))) for p in others[:5])
                 submissions.append(Submission(student, None, f"no {wanted}, and several other notebooks: {names}"))
             else:
-                submissions.append(Submission(student, None, f"no notebook submitted (expected {wanted})"))
+                where = f" in the first {MAX_SEARCH_ENTRIES:,} entries" if truncated else ""
+                submissions.append(Submission(student, None, f"no notebook submitted{where} (expected {wanted})"))
     return submissions
+
+
+def _notebooks_below(folder: Path) -> tuple[list[Path], bool]:
+    """Plain ``.ipynb`` files under ``folder``, never through links, at most MAX_SEARCH_DEPTH
+    folders down and MAX_SEARCH_ENTRIES entries seen (a folder nested 1,200 deep, or a million
+    files, ends the search instead of the run); and whether the search stopped early."""
+    found, seen, pending = [], 0, [(folder, 0)]
+    while pending:
+        current, depth = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in sorted(entries, key=lambda e: e.name):
+            seen += 1
+            if seen > MAX_SEARCH_ENTRIES:
+                return sorted(found), True
+            if entry.is_dir(follow_symlinks=False):
+                if depth < MAX_SEARCH_DEPTH and entry.name != ".ipynb_checkpoints":
+                    pending.append((Path(entry.path), depth + 1))
+            elif entry.name.endswith(".ipynb") and entry.is_file(follow_symlinks=False):
+                found.append(Path(entry.path))
+    return sorted(found), False
 
 
 def read_submission(submission: Submission):
     """The notebook, or None with ``submission.problem`` set."""
-    size = submission.path.stat().st_size
-    if size > MAX_NOTEBOOK_BYTES:
-        submission.problem = f"notebook is {size / 2**20:.0f} MiB, over the {MAX_NOTEBOOK_BYTES // 2**20} MiB limit"
+    try:
+        data = read_regular_file(submission.path)
+    except ValueError as error:
+        submission.problem = f"notebook is {error}"
+        return None
+    except OSError as error:
+        submission.problem = f"notebook cannot be opened ({error.strerror or error})"
         return None
     try:
-        notebook = nbformat.read(str(submission.path), as_version=4)
+        notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as error:  # JSON errors, wrong schema, binary garbage
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        submission.problem = f"not a valid notebook ({first_line[:200]})"
+        submission.problem = f"not a valid notebook ({printable(first_line[:200])})"
         return None
-    if size > 20 * 2**20:
-        submission.notes.append(f"{size / 2**20:.0f} MiB of outputs (cleared before grading)")
+    if len(data) > 20 * 2**20:
+        submission.notes.append(f"{len(data) / 2**20:.0f} MiB of outputs (cleared before grading)")
     return notebook
-
-
-def tampering(notebook, course: Course) -> list[str]:
-    """What the student changed in the cells the grader owns: compared with the gradebook."""
-    found = []
-    with Gradebook(course.db_url) as gb:
-        source = gb.find_notebook(course.chapter, course.chapter)
-        expected = {cell.name: cell for cell in source.source_cells}
-        graded = {cell.name for cell in source.grade_cells}
-    seen: dict[str, int] = {}
-    for cell in notebook.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id is None:
-            continue
-        seen[grade_id] = seen.get(grade_id, 0) + 1
-        reference = expected.get(grade_id)
-        if reference is None or seen[grade_id] > 1:
-            continue
-        if cell.cell_type != reference.cell_type:
-            found.append(f"{grade_id}: changed from {reference.cell_type} to {cell.cell_type}")
-        elif reference.locked and grade_id in graded and compute_checksum(cell) != reference.checksum:
-            found.append(f"{grade_id}: test cell edited")
-    found += [f"{grade_id}: appears {count} times" for grade_id, count in seen.items() if count > 1]
-    found += [f"{grade_id}: test cell deleted" for grade_id in sorted(graded) if grade_id not in seen]
-    return found
 
 
 def without_duplicate_ids(notebook):
@@ -274,24 +377,39 @@ class Grader:
         started = time.perf_counter()
         notebook = read_submission(submission) if submission.problem is None else None
         if notebook is None:
-            status = MISSING if submission.path is None else INVALID
+            status = MISSING if submission.problem.startswith("no notebook") else INVALID
             result = Result(submission.student, status, {k: (0.0, v) for k, v in self.max_scores.items()}, [],
                             submission.notes + [submission.problem])
             self.merge(result)
             return result
-        tampered = tampering(notebook, self.course)
+        release = nbformat.read(str(self.release_notebook()), as_version=4)
+        tampered = integrity.tampering(notebook, release)
+        flagged = integrity.suspicious_code(notebook, release)
         try:
             result = self._autograde(submission, notebook, slot)
         finally:
             if self.capabilities.separate_user:
                 isolation.kill_user_processes(self.sandbox_uids[slot])
         result.tampered = tampered
+        result.flagged = flagged + result.flagged
         result.notes = submission.notes + result.notes
         result.seconds = time.perf_counter() - started
         self.merge(result)
         return result
 
     def _autograde(self, submission: Submission, notebook, slot: int) -> Result:
+        uid = self.sandbox_uids[slot] if self.capabilities.separate_user else None
+        # The kernel's Unix sockets live in a short folder of their own, whatever the course's
+        # path: a socket path over 108 bytes fails every student ("File name too long").
+        sockets = Path(tempfile.mkdtemp(prefix="edl-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        try:
+            if uid is not None:
+                os.chown(sockets, uid, uid)
+            return self._autograde_with(submission, notebook, uid, sockets / "k")
+        finally:
+            shutil.rmtree(sockets, ignore_errors=True)
+
+    def _autograde_with(self, submission: Submission, notebook, uid: int | None, socket_prefix: Path) -> Result:
         student, chapter = submission.student, self.course.chapter
         private = self.workspace / "private" / student
         kernel_home = self.kernels_base() / student
@@ -307,11 +425,13 @@ class Grader:
         autograded = kernel_home / "autograded"
         for folder in (autograded, kernel_home / "runtime", kernel_home / "home"):
             folder.mkdir(parents=True)
-        uid = self.sandbox_uids[slot] if self.capabilities.separate_user else None
         if uid is not None:
-            for folder in (kernel_home, kernel_home / "runtime", kernel_home / "home", autograded):
+            # autograded/ stays root's: nbgrader (root) makes <student>/<chapter> in it, and a kernel
+            # that could rename those could point root's writes anywhere.
+            for folder in (kernel_home, kernel_home / "runtime", kernel_home / "home"):
                 os.chown(folder, uid, uid)
             os.chmod(kernel_home, 0o700)
+            os.chmod(autograded, 0o755)
         report = private / "execution.json"
         plan = isolation.SandboxPlan(
             limits=dataclasses.asdict(self.limits), uid=uid,
@@ -322,7 +442,7 @@ class Grader:
             home=str(kernel_home / "home"))
         isolation.write_kernel_spec(private / "jupyter", plan)
         (private / "nbgrader_config.py").write_text(
-            _private_config(autograded, report, self.limits, uid, kernel_home / "runtime" / "kernel"))
+            _private_config(autograded, report, self.limits, uid, socket_prefix))
         env = {"JUPYTER_PATH": str(private / "jupyter"), "JUPYTER_RUNTIME_DIR": str(kernel_home / "runtime"),
                "EFFICIENT_DL_CACHE": str(self.model_cache), "EFFICIENT_DL_PROFILE": "fast",
                **self.threads_per_kernel}
@@ -332,6 +452,8 @@ class Grader:
             completed = nbgrader_command(private, "autograde", chapter, f"--student={student}", "--force",
                                          cwd=private, env=env, timeout=self.limits.notebook_seconds)
             log.write_text(completed.stdout + completed.stderr)
+            if uid is not None:  # nothing of the student runs while their results are read back
+                isolation.kill_user_processes(uid)
         except subprocess.TimeoutExpired as expired:
             log.write_text(f"{expired.stdout or ''}{expired.stderr or ''}\n[killed after {self.limits.notebook_seconds} s]")
             if uid is not None:
@@ -344,14 +466,20 @@ class Grader:
             return Result(student, FAILED, {k: (0.0, v) for k, v in self.max_scores.items()}, [],
                           [f"nbgrader autograde failed: {_last_error(completed.stdout + completed.stderr)}"])
         notes = _execution_notes(report)
+        flagged = _execution_flags(report)
         target = self.course.root / "autograder" / "autograded" / student / chapter
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(executed, target / executed.name)
+        try:  # read through a descriptor, never following a link: the kernel could write in that folder
+            graded_bytes = read_regular_file(executed)
+        except (OSError, ValueError) as error:
+            return Result(student, FAILED, {k: (0.0, v) for k, v in self.max_scores.items()}, [],
+                          [f"the graded notebook could not be read back ({error})"])
+        (target / executed.name).write_bytes(graded_bytes)
         feedback.write_feedback(target / executed.name, self.release_notebook(), scores,
                                 self.course.root / "autograder" / "feedback" / student / chapter)
         shutil.rmtree(kernel_home, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
-        return Result(student, GRADED, scores, [], notes)
+        return Result(student, GRADED, scores, [], notes, flagged=flagged)
 
     def kernels_base(self) -> Path:
         """Where kernels run: in the workspace if another user can reach it, else in /tmp."""
@@ -374,7 +502,10 @@ class Grader:
             return {}
 
     def merge(self, result: Result) -> None:
-        """Into the course gradebook: one short transaction per student."""
+        """Into the course gradebook: one short transaction per student (never for a name that
+        is no usable student id: it is reported, not registered)."""
+        if not STUDENT_ID.match(result.student):
+            return
         chapter = self.course.chapter
         with self.merge_lock, Gradebook(self.course.db_url) as gb:
             gb.update_or_create_student(result.student)
@@ -410,6 +541,12 @@ def _last_error(log: str) -> str:
     return (lines or ["no output"])[-1].strip()[:300]
 
 
+def _execution_flags(report: Path) -> list[str]:
+    data = json.loads(report.read_text()) if report.is_file() else {}
+    return [f"{cell}: the kernel could not be verified before this test (its machinery was changed)"
+            for cell in data.get("unverified_before", [])]
+
+
 def _execution_notes(report: Path) -> list[str]:
     if not report.is_file():
         return []
@@ -418,6 +555,11 @@ def _execution_notes(report: Path) -> list[str]:
     notes += [f"cell timed out: {cell}" for cell in data.get("timed_out_in", [])]
     notes += [f"put back before {cell}: {', '.join(sorted(set(names)))}"
               for cell, names in data.get("restored_before", {}).items()]
+    notes += [f"output over the limit, cut: {cell}" for cell in data.get("output_truncated_in", [])]
+    removed = data.get("removed_from_workdir", [])
+    if removed:
+        notes.append(f"links or special files left in the working folder, removed: "
+                     f"{', '.join(printable(name) for name in removed[:5])}")
     return notes
 
 
@@ -430,7 +572,7 @@ def prepare(course: Course, workspace: Path, submissions: list[Submission]) -> d
     completed = nbgrader_command(course.root, "generate_assignment", course.chapter, "--force",
                                  f"--CourseDirectory.release_directory={release}")
     if completed.returncode != 0:
-        raise SystemExit(f"nbgrader generate_assignment {course.chapter} failed:\n{completed.stderr[-3000:]}")
+        raise GradingError(f"nbgrader generate_assignment {course.chapter} failed:\n{completed.stderr[-3000:]}")
     with Gradebook(course.db_url) as gb:
         for submission in submissions:
             if STUDENT_ID.match(submission.student):
@@ -476,22 +618,23 @@ def write_csv(path: Path, results: list[Result], max_scores: dict[str, float]) -
     columns = list(max_scores)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "status", *columns, "total", "max", "tampered", "notes"])
+        writer.writerow(["student", "status", *columns, "total", "max", "tampered", "flagged for review", "notes"])
         writer.writerow(["(max)", "", *[max_scores[c] for c in columns], sum(max_scores.values()),
-                         sum(max_scores.values()), "", ""])
+                         sum(max_scores.values()), "", "", ""])
         for result in sorted(results, key=lambda r: r.student):
             writer.writerow([result.student, result.status, *[result.scores.get(c, (0.0, 0.0))[0] for c in columns],
                              result.total, sum(max_scores.values()), "; ".join(result.tampered),
-                             "; ".join(result.notes)])
+                             "; ".join(result.flagged), "; ".join(result.notes)])
 
 
 def summary_lines(results: list[Result], max_total: float) -> list[str]:
     counts = {status: sum(r.status == status for r in results) for status in (GRADED, FAILED, TIMED_OUT, MISSING, INVALID)}
     tampered = [r for r in results if r.tampered]
+    flagged = [r for r in results if r.flagged]
     lines = [f"{len(results)} students: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-             + f"; {len(tampered)} tampered"]
+             + f"; {len(tampered)} tampered; {len(flagged)} flagged for review"]
     for result in sorted(results, key=lambda r: r.student):
-        remarks = result.tampered + result.notes
+        remarks = result.tampered + [f"FLAGGED: {reason}" for reason in result.flagged] + result.notes
         if result.status != GRADED or remarks:
             lines.append(f"  {result.student}: {result.status}, {result.total:g}/{max_total:g}"
                          + (f" | {'; '.join(remarks)}" if remarks else ""))
@@ -504,18 +647,19 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
                 out=print) -> list[Result]:
     course = Course(grading_root(), chapter)
     if not (course.root / "solutions" / chapter / f"{chapter}.ipynb").is_file():
-        raise SystemExit(f"No chapter {chapter!r} in {course.root / 'solutions'}.")
+        raise GradingError(f"No chapter {chapter!r} in {course.root / 'solutions'}.")
     workspace = (workspace or course.root / "autograder" / "runs" / chapter).resolve()
     workspace.mkdir(parents=True, exist_ok=True)
     os.chmod(workspace, 0o711)
     capabilities = isolation.probe()
     for notice in capabilities.notices():
         out(f"notice: {notice}")
+    refused = []
     if submissions_path.is_file() and submissions_path.suffix.lower() == ".zip":
-        submissions_path = collect_zip(submissions_path, course, workspace, lms_regexp)
+        submissions_path, refused = collect_zip(submissions_path, course, workspace, lms_regexp)
     if not submissions_path.is_dir():
-        raise SystemExit(f"{submissions_path} is neither a folder of students nor a .zip export.")
-    submissions = find_submissions(submissions_path, chapter)
+        raise GradingError(f"{submissions_path} is neither a folder of students nor a .zip export.")
+    submissions = find_submissions(submissions_path, chapter) + refused
     max_scores = prepare(course, workspace, submissions)
     ledger = Ledger(workspace / "ledger.db")
     grader = Grader(course, workspace, limits, capabilities, warm_model_cache(course, workspace, out), max_scores)
@@ -558,7 +702,8 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
             result = future.result()
             results.append(result)
             out(f"[{done}/{len(pending)}] {result.student}: {result.status}, {result.total:g}/{max_total:g}"
-                f" ({result.seconds:.0f} s)" + (" TAMPERED" if result.tampered else ""))
+                f" ({result.seconds:.0f} s)" + (" TAMPERED" if result.tampered else "")
+                + (" FLAGGED" if result.flagged else ""))
     users.release()
     csv_path = csv_path or course.root / "autograder" / "exports" / f"{chapter}.csv"
     write_csv(csv_path, results, max_scores)
@@ -587,9 +732,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     limits = isolation.Limits(memory_bytes=int(args.memory_gb * 2**30), cpu_seconds=args.cpu_seconds,
                               cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout)
-    results = grade_class(args.chapter, args.submissions, args.workers, args.regrade, limits, args.workspace,
-                          args.lms_regexp, args.csv)
-    return 0 if results is not None else 1
+    try:
+        grade_class(args.chapter, args.submissions, args.workers, args.regrade, limits, args.workspace,
+                    args.lms_regexp, args.csv)
+    except GradingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -263,15 +264,48 @@ def die_with_parent() -> None:
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def kill_user_processes(uid: int) -> None:
-    """Stop everything a sandbox user still runs (a kernel that outlived its grader)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    os.kill(int(entry.name), signal.SIGKILL)
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                pass
+def kill_user_processes(uid: int, passes: int = 100) -> int:
+    """Stop everything a sandbox user still runs (a kernel that outlived its grader, a daemon
+    it forked). A process may fork while one pass is killing, so passes repeat until one finds
+    nothing left; returns how many processes were killed."""
+    killed = 0
+    for _ in range(passes):
+        found = 0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if entry.stat().st_uid == uid:
+                        os.kill(int(entry.name), signal.SIGKILL)
+                        found += 1
+                except (FileNotFoundError, ProcessLookupError, PermissionError):
+                    pass
+        if not found:
+            return killed
+        killed += found
+    return killed
+
+
+def reclaim(folder: str | os.PathLike) -> list[str]:
+    """Take back a folder a sandboxed kernel could write in, before root writes there again:
+    every link, FIFO, socket or device in it is removed (root must never follow a path a
+    student made), everything else becomes root's and read-only to others. Run it only once
+    nothing of the sandbox user runs any more. Returns what was removed, relative to ``folder``."""
+    removed = []
+    for current, folders, files in os.walk(folder, followlinks=False):
+        for name in folders + files:
+            path = os.path.join(current, name)
+            status = os.lstat(path)
+            if stat.S_ISDIR(status.st_mode) or stat.S_ISREG(status.st_mode):
+                os.chown(path, 0, 0, follow_symlinks=False)
+                os.chmod(path, 0o755 if stat.S_ISDIR(status.st_mode) else 0o644)
+            else:
+                os.unlink(path)
+                removed.append(os.path.relpath(path, folder))
+        folders[:] = [name for name in folders if os.path.isdir(os.path.join(current, name))
+                      and not os.path.islink(os.path.join(current, name))]
+    os.chown(folder, 0, 0)
+    os.chmod(folder, 0o755)
+    return removed
 
 
 if __name__ == "__main__":

@@ -141,6 +141,23 @@ def test_every_exercise_has_two_correct_alternatives(chapter):
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
+def test_correct_answers_are_never_flagged_for_review(chapter):
+    """The class grader flags code that reaches for the kernel's machinery; no correct answer,
+    the solution's or an alternative, may look like that."""
+    from autograder import integrity
+
+    solution = read(pipeline.notebook_path(pipeline.SOLUTIONS, chapter))
+    release = read(pipeline.notebook_path(pipeline.COURSE, chapter))
+    for group in [[]] + rounds(ALTERNATIVES.get(chapter, [])):
+        submitted = release_filled_in(release, solution, {a.answer_id: a.source for a in group})
+        for cell in submitted.cells:  # as the student has them: test cells as released
+            if grade_id(cell) and not cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+                cell.source = next(c.source for c in release.cells if grade_id(c) == grade_id(cell))
+        assert integrity.suspicious_code(submitted, release) == [], [a.description for a in group]
+        assert integrity.tampering(submitted, release) == []
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_exercise_has_a_mutant(chapter):
     notebook = read(pipeline.notebook_path(pipeline.SOLUTIONS, chapter))
     answers = {meta["grade_id"] for _, meta in nbgrader_cells(notebook) if meta.get("solution")}

@@ -38,6 +38,19 @@ def solution():
     return nbformat.read(str(pipeline.notebook_path(pipeline.SOLUTIONS, CHAPTER)), as_version=4)
 
 
+def answered():
+    """What an honest student submits: the release, every answer cell filled in (with the
+    solution's answers), the test cells exactly as released."""
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution().cells
+               if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    release = nbformat.read(str(pipeline.notebook_path(pipeline.COURSE, CHAPTER)), as_version=4)
+    for c in release.cells:
+        grade_id = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            c.source = answers[grade_id]
+    return release
+
+
 def cell(notebook, grade_id):
     return next(c for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
 
@@ -78,11 +91,11 @@ class Listener:
 def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[float, dict[str, float]]]:
     """Write the submissions; returns {student: (expected total, {grade_id: expected score})}."""
     expected = {}
-    save(folder, "good_a", solution())
-    save(folder, "good_b", solution())
+    save(folder, "good_a", answered())
+    save(folder, "good_b", answered())
     expected["good_a"] = expected["good_b"] = (FULL, {})
 
-    different = solution()  # correct, but written another way
+    different = answered()  # correct, but written another way
     replace_in(different, "ex1_parameter_formulas", "return n_in * n_out + (n_out if use_bias else 0)",
                "weights = sum(n_in for _ in range(n_out))\n    return weights + use_bias * n_out")
     replace_in(different, "ex8_choose_batch_size", "    within_budget = [row for row in rows if row[\"median_ms\"] <= latency_budget_ms]\n"
@@ -93,21 +106,21 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
     save(folder, "different", different)
     expected["different"] = (FULL, {})
 
-    looping = replace_in(solution(), "ex2_convolution_flops", "    multiply_adds =", "    while True:\n        pass\n    multiply_adds =")
+    looping = replace_in(answered(), "ex2_convolution_flops", "    multiply_adds =", "    while True:\n        pass\n    multiply_adds =")
     save(folder, "infinite_loop", looping)
     expected["infinite_loop"] = (FULL - 2, {"test_ex2_convolution_flops": 0})
 
-    crashing = replace_in(solution(), "ex3_weights_memory", "    return n_params * bytes_per_value(dtype) / 1e9",
+    crashing = replace_in(answered(), "ex3_weights_memory", "    return n_params * bytes_per_value(dtype) / 1e9",
                           "    import os\n    os._exit(1)")
     save(folder, "kernel_crash", crashing)
     expected["kernel_crash"] = (FULL - 2, {"test_ex3_weights_memory": 0})
 
-    greedy = replace_in(solution(), "ex4_adam_training_memory", "    copies = 4",
+    greedy = replace_in(answered(), "ex4_adam_training_memory", "    copies = 4",
                         "    hog = np.ones(2**33)  # 64 GiB of float64, far over the limit\n    copies = 4")
     save(folder, "memory_hog", greedy)
     expected["memory_hog"] = (FULL - 2, {"test_ex4_adam_training_memory": 0})
 
-    network = solution()
+    network = answered()
     cell(network, "ex5_training_compute").source += (
         "\n\nimport socket\ntry:\n"
         f"    socket.create_connection((\"127.0.0.1\", {port}), timeout=3).sendall(b\"answers\")\n"
@@ -117,7 +130,7 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
 
     # Copies the answers out of solutions/ or the gradebook if it can read them; wrong answers otherwise.
     secrets = [course_root / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", course_root / "autograder" / "gradebook.db"]
-    snooping = replace_in(solution(), "ex6_training_energy_and_cost", "    joules = seconds * watts_per_accelerator * n_accelerators * pue\n",
+    snooping = replace_in(answered(), "ex6_training_energy_and_cost", "    joules = seconds * watts_per_accelerator * n_accelerators * pue\n",
                           f"    from pathlib import Path\n    readable = []\n    for secret in {[str(p) for p in secrets]!r}:\n"
                           "        try:\n            readable.append(len(Path(secret).read_bytes()) > 0)\n"
                           "        except OSError:\n            readable.append(False)\n"
@@ -128,7 +141,7 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
     # Where the machine cannot hide them, the snooper reads the answers and gets away with it.
     expected["snooper"] = (FULL - 2, {"test_ex6_training_energy_and_cost": 0}) if CAPABILITIES.hidden_paths else (FULL, {})
 
-    patcher = replace_in(solution(), "ex5_training_compute", "    return 6 * n_params * n_tokens", "    return 5 * n_params * n_tokens")
+    patcher = replace_in(answered(), "ex5_training_compute", "    return 6 * n_params * n_tokens", "    return 5 * n_params * n_tokens")
     replace_in(patcher, "ex2_convolution_flops", "    return 2 * multiply_adds", "    return 451_584")
     cell(patcher, "ex5_training_compute").source += (
         "\n\nimport numpy, numpy.testing\nnumpy.allclose = numpy.isclose = lambda *args, **kwargs: True\n"
@@ -136,23 +149,23 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
     save(folder, "monkeypatcher", patcher)
     expected["monkeypatcher"] = (FULL - 4, {"test_ex2_convolution_flops": 0, "test_ex5_training_compute": 0})
 
-    edited = replace_in(solution(), "ex6_training_energy_and_cost", " * pue\n", "\n")
+    edited = replace_in(answered(), "ex6_training_energy_and_cost", " * pue\n", "\n")
     cell(edited, "test_ex6_training_energy_and_cost").source = "pass"
     save(folder, "edited_test", edited)
     expected["edited_test"] = (FULL - 2, {"test_ex6_training_energy_and_cost": 0})
 
-    deleted = replace_in(solution(), "ex8_choose_batch_size", "    if not within_budget:\n        return None\n", "")
+    deleted = replace_in(answered(), "ex8_choose_batch_size", "    if not within_budget:\n        return None\n", "")
     deleted.cells.remove(cell(deleted, "test_ex8_choose_batch_size"))
     save(folder, "deleted_test", deleted)
     expected["deleted_test"] = (FULL - 2, {"test_ex8_choose_batch_size": 0})
 
-    retyped = replace_in(solution(), "ex1_parameter_formulas", "(n_out if use_bias else 0)", "n_out")
+    retyped = replace_in(answered(), "ex1_parameter_formulas", "(n_out if use_bias else 0)", "n_out")
     test_cell = cell(retyped, "test_ex1_parameter_formulas")
     retyped.cells[retyped.cells.index(test_cell)] = nbformat.v4.new_markdown_cell(test_cell.source, metadata=test_cell.metadata)
     save(folder, "retyped_test", retyped)
     expected["retyped_test"] = (FULL - 2, {"test_ex1_parameter_formulas": 0})
 
-    duplicated = solution()
+    duplicated = answered()
     answer = cell(duplicated, "ex7_batch_size_sweep")
     duplicated.cells.insert(duplicated.cells.index(answer) + 1, copy.deepcopy(answer))
     duplicated.cells[duplicated.cells.index(answer) + 1].id = "copied-cell"
@@ -164,15 +177,106 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
     expected["not_json"] = (0.0, None)
     (folder / "nothing_submitted").mkdir()
     expected["nothing_submitted"] = (0.0, None)
-    save(folder, "wrong_name", solution(), name="homework final (2).ipynb")
+    save(folder, "wrong_name", answered(), name="homework final (2).ipynb")
     expected["wrong_name"] = (FULL, {})
 
-    noisy = solution()
+    noisy = answered()
     cell(noisy, "ex1_parameter_formulas").outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 25_000_000)]
     cell(noisy, "ex1_parameter_formulas").execution_count = 1
     save(folder, "huge_outputs", noisy)
     expected["huge_outputs"] = (FULL, {})
+
+    # Intake: what root must never open or follow. Each is refused by name, none stops the run.
+    for student, target in (("link_to_root_file", root_only_file(course_root)),
+                            ("link_to_gradebook", course_root / "autograder" / "gradebook.db"),
+                            ("link_to_solution", course_root / "solutions" / CHAPTER / f"{CHAPTER}.ipynb")):
+        (folder / student).mkdir()
+        (folder / student / f"{CHAPTER}.ipynb").symlink_to(target)
+        expected[student] = (0.0, None)
+    (folder / "fifo").mkdir()
+    os.mkfifo(folder / "fifo" / f"{CHAPTER}.ipynb")  # opening it for reading would block the run forever
+    expected["fifo"] = (0.0, None)
+    deep = folder / "deep_folders"
+    deep.mkdir()
+    for _ in range(1_200):  # one level at a time: pathlib's mkdir(parents=True) recurses per level too
+        deep = deep / "d"
+        deep.mkdir()
+    expected["deep_folders"] = (0.0, None)
+
+    # Output: a 30 MB line (one line: LimitOutput's 1,000-line cap lets it through) and HTML
+    # that would run in the browser of whoever opens the feedback.
+    flooding = answered()
+    cell(flooding, "ex2_convolution_flops").source += "\n\nprint('x' * 30_000_000)\n"
+    save(folder, "huge_line", flooding)
+    expected["huge_line"] = (FULL, {})
+    scripting = answered()
+    cell(scripting, "ex3_weights_memory").source += (
+        "\n\nfrom IPython.display import HTML, display\n"
+        "display(HTML('<script>window.edl_pwned = 1</script><img src=x onerror=\"window.edl_pwned = 2\">'))\n")
+    save(folder, "html_output", scripting)
+    expected["html_output"] = (FULL, {})
+    (folder / "evil\x1b[2K\r  good_a: graded, 16 of 16").mkdir()  # would print a fake summary line
+    expected["evil\\x1b[2K\\r  good_a: graded, 16 of 16"] = (0.0, None)
+
+    # A kernel that plants a link where root writes the graded notebook next, and leaves a daemon
+    # behind to tamper after grading: the link is removed first, the daemon killed, the file kept.
+    planter = answered()
+    cell(planter, "ex5_training_compute").source += (
+        "\n\nimport os, subprocess, sys\n"
+        f"_notebook = {CHAPTER + '.ipynb'!r}\n"
+        "try:\n    os.remove(_notebook)\n"
+        f"    os.symlink({str(root_only_file(course_root))!r}, _notebook)\n"
+        "except OSError as error:\n    print('no link:', error)\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True,\n"
+        "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n")
+    save(folder, "link_planter", planter)
+    expected["link_planter"] = (FULL, {})
+
+    # Points without a solution: the unchanged release, plus two lines that turn the kernel's
+    # machinery against the tests. Each earns nothing (restored, or unverifiable) and is flagged.
+    attacks = {
+        "input_transformer": "get_ipython().input_transformers_cleanup.append(\n"
+                             "    lambda lines: ['pass\\n'] if any('assert' in line for line in lines) else lines)\n",
+        "ast_transformer": "import ast\nclass Gutted(ast.NodeTransformer):\n"
+                           "    def visit_Assert(self, node):\n        return ast.Pass()\n"
+                           "get_ipython().ast_transformers.append(Gutted())\n",
+        "run_cell_wrapper": "_shell = get_ipython()\n_real = type(_shell).run_cell\n"
+                            "def _forgiving(self, raw_cell, *args, **kwargs):\n"
+                            "    return _real(self, 'pass' if 'assert' in raw_cell else raw_cell, *args, **kwargs)\n"
+                            "type(_shell).run_cell = _forgiving\n",
+        "fake_integrity": "import sys, types\n_fake = types.ModuleType('_edl_integrity')\n"
+                          "_fake.remember_globals = lambda namespace: None\n"
+                          "_fake.checked = lambda namespace, token: '{\"restored\": [], \"proof\": \"\"}'\n"
+                          "sys.modules['_edl_integrity'] = _fake\n"
+                          "get_ipython().input_transformers_cleanup.append(\n"
+                          "    lambda lines: ['pass\\n'] if any('assert' in line for line in lines) else lines)\n",
+    }
+    for student, attack in attacks.items():
+        unanswered = nbformat.read(str(pipeline.notebook_path(pipeline.COURSE, CHAPTER)), as_version=4)
+        cell(unanswered, "ex1_parameter_formulas").source = attack
+        save(folder, student, unanswered)
+        expected[student] = (0.0, None)
     return expected
+
+
+def remove_deep_folders(top: Path) -> None:
+    """Python 3.11's shutil.rmtree and os.walk recurse once per level: 1,200 levels overflow them."""
+    if not top.is_dir():
+        return
+    chain = [top]
+    while os.path.isdir(os.path.join(chain[-1], "d")):
+        chain.append(chain[-1] / "d")
+    for folder in reversed(chain):
+        folder.rmdir()
+
+
+def root_only_file(course_root: Path) -> Path:
+    """A file of root's, outside everything the grader reads or writes: it must stay as it is."""
+    path = course_root.parent / "root-only.txt"
+    if not path.exists():
+        path.write_text("root's own file\n")
+        os.chmod(path, 0o600)
+    return path
 
 
 @pytest.fixture
@@ -180,15 +284,19 @@ def graded_batch(tmp_path_factory):
     course_root = pipeline.scratch_course(tmp_path_factory.mktemp("class"), [CHAPTER])
     submissions = tmp_path_factory.mktemp("submissions")
     listener = Listener()
-    expected = build_batch(submissions, course_root, listener.port)
     lines = []
-    os.environ["EFFICIENT_DL_GRADING_ROOT"] = str(course_root)
     try:
+        expected = build_batch(submissions, course_root, listener.port)
+        root_file = root_only_file(course_root)
+        root_file_before = (root_file.read_bytes(), os.stat(root_file).st_mode)
+        os.environ["EFFICIENT_DL_GRADING_ROOT"] = str(course_root)
         results = grade_class.grade_class(CHAPTER, submissions, workers=2, limits=LIMITS, out=lines.append)
     finally:
-        os.environ.pop("EFFICIENT_DL_GRADING_ROOT")
+        os.environ.pop("EFFICIENT_DL_GRADING_ROOT", None)
+        # pytest removes old temporary folders with shutil.rmtree, which 1,200 levels overflow.
+        remove_deep_folders(submissions / "deep_folders")
     return {"root": course_root, "results": {r.student: r for r in results}, "expected": expected,
-            "lines": lines, "listener": listener}
+            "lines": lines, "listener": listener, "root_file_before": root_file_before}
 
 
 pytestmark = [pytest.mark.notebook]
@@ -196,7 +304,9 @@ pytestmark = [pytest.mark.notebook]
 BATCH_CHECKS = ["every_submission_gets_the_points_it_deserves", "each_problem_is_named_in_the_summary",
                 "the_csv_has_a_row_per_student_and_a_column_per_test",
                 "the_gradebook_holds_every_grade_and_survived_the_snooper", "no_network_from_a_kernel",
-                "kernels_cannot_read_solutions_or_the_gradebook", "feedback_never_shows_hidden_tests"]
+                "kernels_cannot_read_solutions_or_the_gradebook", "feedback_never_shows_hidden_tests",
+                "root_never_follows_a_students_link", "no_process_of_a_sandbox_user_survives",
+                "output_is_capped_in_bytes_and_feedback_runs_no_script"]
 
 
 def test_a_hostile_batch_is_graded_fairly(graded_batch):
@@ -244,8 +354,22 @@ def check_each_problem_is_named_in_the_summary(graded_batch):
     statuses = {student: r.status for student, r in graded_batch["results"].items()}
     assert statuses["not_json"] == "invalid" and statuses["nothing_submitted"] == "missing"
     tampered = {s for s, r in graded_batch["results"].items() if r.tampered}
-    assert tampered == {"edited_test", "deleted_test", "retyped_test", "duplicate_ids"}
-    assert re.search(r"17 students: 15 graded, 1 missing, 1 invalid; 4 tampered", summary), summary
+    assert tampered == {"edited_test", "deleted_test", "retyped_test", "duplicate_ids"}, (
+        "only these changed a test cell; honest students submit the release, whose checksums differ from the source's")
+    refusals = {"link_to_root_file": "is a symbolic link: not opened", "link_to_gradebook": "is a symbolic link",
+                "link_to_solution": "is a symbolic link", "fifo": "is a FIFO: not opened",
+                "deep_folders": "no notebook submitted", "link_planter": "removed: ch01_compute_and_energy.ipynb"}
+    for student, phrase in refusals.items():
+        line = next((line for line in graded_batch["lines"] if line.strip().startswith(f"{student}:")), "")
+        assert phrase in line, f"summary line for {student} should mention {phrase!r}: {line!r}"
+    assert not any("\x1b" in line or "\r" in line for line in graded_batch["lines"]), "escape codes printed raw"
+    flagged = {s: r.flagged for s, r in graded_batch["results"].items() if r.flagged}
+    assert set(flagged) == {"input_transformer", "ast_transformer", "run_cell_wrapper", "fake_integrity"}, flagged
+    assert any("IPython's input transformers" in reason for reason in flagged["input_transformer"])
+    assert any("could not be verified" in reason for reason in flagged["fake_integrity"]), flagged["fake_integrity"]
+    assert "FLAGGED: ex1_parameter_formulas: IPython's run_cell" in summary
+    assert "is not a usable student id" in summary and "\\x1b[2K" in summary
+    assert re.search(r"30 students: 22 graded, 2 missing, 6 invalid; 4 tampered; 4 flagged for review", summary), summary
 
 
 def check_the_csv_has_a_row_per_student_and_a_column_per_test(graded_batch):
@@ -263,9 +387,46 @@ def check_the_gradebook_holds_every_grade_and_survived_the_snooper(graded_batch)
     root = graded_batch["root"]
     with sqlite3.connect(root / "autograder" / "gradebook.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        students = {row[0] for row in db.execute("SELECT id FROM student")}
+    assert not any("\x1b" in name or "\\x1b" in name for name in students), "an unusable id was registered"
     for student, (total, _) in graded_batch["expected"].items():
-        scores = pipeline.recorded_scores(root, CHAPTER, student)
-        assert sum(s.score for s in scores.values()) == total, student
+        if grade_class.STUDENT_ID.match(student):
+            scores = pipeline.recorded_scores(root, CHAPTER, student)
+            assert sum(s.score for s in scores.values()) == total, student
+
+
+def check_root_never_follows_a_students_link(graded_batch):
+    if not CAPABILITIES.separate_user:
+        return "skipped: the kernel runs as the grader's own user here"
+    path = root_only_file(graded_batch["root"])
+    assert (path.read_bytes(), os.stat(path).st_mode) == graded_batch["root_file_before"], "root's file was changed"
+    graded = graded_batch["root"] / "autograder" / "autograded" / "link_planter" / CHAPTER / f"{CHAPTER}.ipynb"
+    assert graded.is_file() and not graded.is_symlink()
+    assert graded_batch["results"]["link_to_solution"].total == 0, "a link to the solution earns nothing"
+
+
+def check_output_is_capped_in_bytes_and_feedback_runs_no_script(graded_batch):
+    root = graded_batch["root"]
+    for kind in ("autograded", "feedback"):
+        pages = [p for p in (root / "autograder" / kind / "huge_line").rglob("*") if p.is_file()]
+        assert pages and max(p.stat().st_size for p in pages) < 5 * 2**20, f"{kind}: {[p.stat().st_size for p in pages]}"
+    assert any("output over the limit, cut: ex2_convolution_flops" in note for note in graded_batch["results"]["huge_line"].notes)
+    page = (root / "autograder" / "feedback" / "html_output" / CHAPTER / f"{CHAPTER}.html").read_text()
+    assert "edl_pwned" in page, "the output is shown, as text"
+    assert not re.search(r"<script>window\.edl_pwned|<img[^>]*onerror", page), "the student's HTML is live in the page"
+
+
+def check_no_process_of_a_sandbox_user_survives(graded_batch):
+    if not CAPABILITIES.separate_user:
+        return "skipped: the kernel runs as the grader's own user here"
+    survivors = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and isolation.SANDBOX_UID_BASE <= entry.stat().st_uid < isolation.SANDBOX_UID_BASE + 4_000:
+                survivors.append((entry.name, (entry / "cmdline").read_bytes().replace(b"\0", b" ")[:80]))
+        except OSError:
+            pass
+    assert not survivors, f"left running after the run: {survivors}"
 
 
 def check_no_network_from_a_kernel(graded_batch):
@@ -293,7 +454,7 @@ def check_feedback_never_shows_hidden_tests(graded_batch):
     hidden -= visible  # a hidden test may repeat a line the student already sees
     assert hidden
     pages = list((graded_batch["root"] / "autograder" / "feedback").rglob("*.html"))
-    assert len(pages) == 15, "one feedback page per graded student"
+    assert len(pages) == 22, "one feedback page per graded student"
     for page in pages:
         plain = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
         leaked = [line for line in hidden if line in plain]
@@ -318,7 +479,7 @@ def test_a_killed_run_loses_nothing_and_the_next_run_finishes(tmp_path):
     root = pipeline.scratch_course(tmp_path / "course", [CHAPTER])
     submissions = tmp_path / "submissions"
     for student in ("first", "second", "third"):
-        save(submissions, student, solution())
+        save(submissions, student, answered())
     command = [sys.executable, "-m", "autograder.grade_class", CHAPTER, str(submissions), "--workers", "1",
                "--cell-timeout", "60", "--notebook-timeout", "300"]
     environment = {**os.environ, "EFFICIENT_DL_GRADING_ROOT": str(root)}
@@ -344,15 +505,22 @@ def test_an_lms_zip_is_collected_with_nbgrader_zip_collect(tmp_path):
     root = pipeline.scratch_course(tmp_path / "course", [CHAPTER])
     archive = tmp_path / "export.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
-        for student in ("alice", "bob.smith"):
+        for student in ("alice", "bob.smith", "..", "-rf"):
             name = f"{CHAPTER}_{student}_attempt_2026-11-01-10-00-00_{CHAPTER}.ipynb"
-            zipped.writestr(name, nbformat.writes(solution()))
+            zipped.writestr(name, nbformat.writes(answered()))
     workspace = root / "autograder" / "runs" / CHAPTER
     workspace.mkdir(parents=True)
-    folder = grade_class.collect_zip(archive, grade_class.Course(root, CHAPTER), workspace, grade_class.DEFAULT_LMS_REGEXP)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    folder, refused = grade_class.collect_zip(archive, grade_class.Course(root, CHAPTER), workspace,
+                                              r".*_(?P<student_id>[^_]+)_attempt_(?P<timestamp>[0-9\-]+)_(?P<file_id>\w+)")
     found = {s.student: s for s in grade_class.find_submissions(folder, CHAPTER)}
     assert set(found) == {"alice", "bob.smith"}
     assert all(s.problem is None and s.path.name == f"{CHAPTER}.ipynb" for s in found.values())
+    assert sorted(s.student for s in refused) == ["-rf", ".."], "reported, not silently lost"
+    assert all("names no usable student id" in s.problem for s in refused)
+    outside = [p for p in (sorted(p.relative_to(root) for p in root.rglob("*"))) if p not in before
+               and not str(p).startswith(str(workspace.relative_to(root)))]
+    assert not outside, f"zip_collect wrote outside the workspace: {outside}"
 
 
 def test_the_sandbox_capabilities_are_reported_once():
@@ -365,7 +533,7 @@ def test_the_sandbox_capabilities_are_reported_once():
 def test_a_student_checks_their_own_work(tmp_path):
     from autograder import check
 
-    mine = replace_in(solution(), "ex5_training_compute", "    return 6 * n_params * n_tokens", "    return 2 * n_params * n_tokens")
+    mine = replace_in(answered(), "ex5_training_compute", "    return 6 * n_params * n_tokens", "    return 2 * n_params * n_tokens")
     path = tmp_path / f"{CHAPTER}.ipynb"
     nbformat.write(mine, str(path))
     lines = []
@@ -402,3 +570,20 @@ def test_an_nbgrader_failure_is_reported_by_its_cause_not_its_last_lines():
     assert errors[-1].startswith("[AutogradeApp | ERROR]") and len(errors) < 10, "no INFO lines"
     assert grade_class._last_error(NBGRADER_LOG).startswith("[AutogradeApp | ERROR] There was an error")
     assert grade_class._last_error("all went well\n") == "all went well"
+
+
+def test_a_course_at_a_long_path_grades_correctly(tmp_path):
+    """An ordinary long path (/home/<user>/teaching/<term>/<course>/...): the kernels' Unix
+    sockets must not be derived from it, or every student fails with "File name too long"."""
+    parent = tmp_path / "teaching" / "winter-term-2026-27" / "efficient-deep-learning-with-keras-and-tensorflow"
+    parent = parent / ("section-" + "x" * max(1, 150 - len(str(parent)) - len("/section-") - len("/course")))
+    root = pipeline.scratch_course(parent / "course", [CHAPTER])
+    assert len(str(root)) >= 150
+    submissions = tmp_path / "submissions"
+    save(submissions, "student", answered())
+    os.environ["EFFICIENT_DL_GRADING_ROOT"] = str(root)
+    try:
+        results = grade_class.grade_class(CHAPTER, submissions, workers=1, limits=LIMITS, out=lambda *_: None)
+    finally:
+        os.environ.pop("EFFICIENT_DL_GRADING_ROOT")
+    assert [(r.status, r.total, r.tampered) for r in results] == [("graded", FULL, [])], results[0].notes
