@@ -112,3 +112,15 @@ def test_float16_weights_are_found_behind_their_dequantize_ops(tf, cnn):
     name = next(n for n in types.weights if "conv2" in n)
     kernel = np.asarray(cnn.get_layer("conv2").kernel)
     np.testing.assert_array_equal(litert.weight_values(model, name), np.transpose(kernel, (3, 0, 1, 2)).astype(np.float16))
+
+
+def test_a_model_that_takes_word_ids_gets_them_unchanged(tf):
+    """Integer inputs with no quantization (scale 0), such as word ids, are not 'quantized'."""
+    import keras
+
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((6,), batch_size=1, dtype="int32"), keras.layers.Embedding(50, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(2)])
+    ids = np.array([[3, 49, 0, 7, 7, 1]], dtype=np.int32)
+    converted = litert.convert(tf.lite.TFLiteConverter.from_keras_model(model))
+    np.testing.assert_allclose(litert.predict(converted, ids), np.asarray(model(ids)), atol=1e-5)

@@ -27,8 +27,13 @@ def convert(converter) -> bytes:
     """``converter.convert()``, without the chatter: the converter prints its SavedModel's
     signature on stdout and its quantization settings on stderr (which would make nbgrader
     score a test cell 0); real errors still raise."""
+    import tensorflow as tf
+
     from efficient_dl.quiet import filtered_stderr
 
+    # In a notebook TensorFlow's Python logger says INFO ("Assets written to ...") on stdout and
+    # stderr for every SavedModel the converter writes, whatever was set before it loaded.
+    tf.get_logger().setLevel("ERROR")
     with filtered_stderr(), contextlib.redirect_stdout(io.StringIO()):
         return converter.convert()
 
@@ -59,16 +64,16 @@ def interpreter(model, num_threads: int = 1, delegate: bool = True):
 
 def _quantize_input(x, detail) -> np.ndarray:
     dtype = detail["dtype"]
-    if np.issubdtype(dtype, np.integer):
-        scale, zero_point = detail["quantization"]
+    scale, zero_point = detail["quantization"]
+    if np.issubdtype(dtype, np.integer) and scale != 0:  # quantized; integer inputs such as word ids have scale 0
         info = np.iinfo(dtype)
         return np.clip(np.round(np.asarray(x, np.float32) / scale) + zero_point, info.min, info.max).astype(dtype)
     return np.asarray(x, dtype=dtype)
 
 
 def _dequantize_output(y, detail) -> np.ndarray:
-    if np.issubdtype(detail["dtype"], np.integer):
-        scale, zero_point = detail["quantization"]
+    scale, zero_point = detail["quantization"]
+    if np.issubdtype(detail["dtype"], np.integer) and scale != 0:
         return (y.astype(np.float32) - zero_point) * scale
     return y.astype(np.float32)
 
