@@ -368,6 +368,7 @@ class Grader:
     model_cache: Path
     max_scores: dict[str, float]
     sandbox_uids: list[int] = dataclasses.field(default_factory=list)  # one per worker slot
+    submissions: list[Path] = dataclasses.field(default_factory=list)  # the class's work, hidden from kernels
     # Each kernel's share of the cores: TensorFlow and oneDNN would otherwise each start a
     # thread per core in every kernel, and the workers' threads would fight over the cores.
     threads_per_kernel: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -435,9 +436,7 @@ class Grader:
         report = private / "execution.json"
         plan = isolation.SandboxPlan(
             limits=dataclasses.asdict(self.limits), uid=uid,
-            hide=[str(p) for p in self.course.secrets() + [self.workspace / "private", self.workspace / "ledger.db",
-                                                          self.workspace / "gradebook-snapshot.db"]]
-            if self.capabilities.hidden_paths else [],
+            hide=[str(p) for p in self.course.secrets() + self.run_secrets()] if self.capabilities.hidden_paths else [],
             no_network=self.capabilities.no_network,
             home=str(kernel_home / "home"))
         isolation.write_kernel_spec(private / "jupyter", plan)
@@ -480,6 +479,19 @@ class Grader:
         shutil.rmtree(kernel_home, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
         return Result(student, GRADED, scores, [], notes, flagged=flagged)
+
+    def run_secrets(self) -> list[Path]:
+        """What this run holds that a kernel must not see: the other students' work (the folder
+        or zip handed in, and what was unpacked from it), the ledger of scores with its journal,
+        logs, the gradebook snapshot, the private folders, other chapters' runs, the tests."""
+        workspace = self.workspace
+        found = [workspace / name for name in ("private", "ledger.db", "ledger.db-wal", "ledger.db-shm", "logs",
+                                               "gradebook-snapshot.db", "downloaded", "collected")]
+        found += [p for p in workspace.parent.iterdir() if p != workspace] if workspace.parent.is_dir() else []
+        found += [self.course.root / "tests", REPOSITORY / "tests", *self.submissions]
+        # Never a folder that holds what the kernel needs (the course, the model cache, Python).
+        needed = [workspace, self.model_cache, REPOSITORY, Path(sys.prefix)]
+        return [p for p in found if not any(n.resolve().is_relative_to(p.resolve()) for n in needed)]
 
     def kernels_base(self) -> Path:
         """Where kernels run: in the workspace if another user can reach it, else in /tmp."""
@@ -654,7 +666,7 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
     capabilities = isolation.probe()
     for notice in capabilities.notices():
         out(f"notice: {notice}")
-    refused = []
+    refused, handed_in = [], [submissions_path.resolve()]
     if submissions_path.is_file() and submissions_path.suffix.lower() == ".zip":
         submissions_path, refused = collect_zip(submissions_path, course, workspace, lms_regexp)
     if not submissions_path.is_dir():
@@ -662,7 +674,8 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
     submissions = find_submissions(submissions_path, chapter) + refused
     max_scores = prepare(course, workspace, submissions)
     ledger = Ledger(workspace / "ledger.db")
-    grader = Grader(course, workspace, limits, capabilities, warm_model_cache(course, workspace, out), max_scores)
+    grader = Grader(course, workspace, limits, capabilities, warm_model_cache(course, workspace, out), max_scores,
+                    submissions=handed_in)
 
     results, pending = [], []
     for submission in submissions:

@@ -220,11 +220,23 @@ def launch(plan_json: str, kernel_argv: list[str]) -> None:
     libc = _libc()
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the kernel dies with its grader
-    os.environ["HOME"] = plan["home"]
-    os.environ["MPLCONFIGDIR"] = os.path.join(plan["home"], ".matplotlib")
-    os.environ["TMPDIR"] = plan["home"]  # temporary files stay in the student's own folder
-    os.environ.pop("JUPYTER_RUNTIME_DIR", None)
-    os.execv(kernel_argv[0], kernel_argv)
+    environment = kernel_environment(os.environ, plan["home"])
+    os.execve(kernel_argv[0], kernel_argv, environment)
+
+
+# What a kernel inherits from the grader: an allow-list, never the grader's whole environment
+# (an instructor's shell holds tokens and passwords). Sizes, threads and the run profile pass.
+KERNEL_ENVIRONMENT = ("PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "LANG", "LC_ALL",
+                      "LC_CTYPE", "TZ", "MPLBACKEND", "PYTHONHASHSEED")
+KERNEL_ENVIRONMENT_PREFIXES = ("EFFICIENT_DL_", "NBGRADER_", "TF_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "KERAS_",
+                               "JAX_", "XLA_", "CUDA_VISIBLE_DEVICES")
+
+
+def kernel_environment(grader_environment, home: str) -> dict[str, str]:
+    kept = {name: value for name, value in grader_environment.items()
+            if name in KERNEL_ENVIRONMENT or name.startswith(KERNEL_ENVIRONMENT_PREFIXES)}
+    # The kernel's own home and temporary folder: nothing it writes lands in a shared /tmp.
+    return {**kept, "HOME": home, "TMPDIR": home, "MPLCONFIGDIR": os.path.join(home, ".matplotlib")}
 
 
 class SandboxUsers:

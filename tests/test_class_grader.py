@@ -13,11 +13,13 @@ import html
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import warnings
 import zipfile
@@ -232,6 +234,18 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
     save(folder, "link_planter", planter)
     expected["link_planter"] = (FULL, {})
 
+    # What the grader's environment and the classmates' folders hold must stay out of reach.
+    curious = answered()
+    cell(curious, "ex7_batch_size_sweep").source += (
+        "\n\nimport os\nfrom pathlib import Path\n"
+        "print('token:', os.environ.get('GRADER_API_TOKEN'))\n"
+        f"_classmate = Path({str(folder / 'good_a' / f'{CHAPTER}.ipynb')!r})\n"
+        "print('classmate readable:', _classmate.is_file())\n"
+        f"print('tests readable:', Path({str(pipeline.REPOSITORY / 'tests' / 'mutants')!r}).is_dir() and "
+        f"any(Path({str(pipeline.REPOSITORY / 'tests' / 'mutants')!r}).iterdir()))\n")
+    save(folder, "curious", curious)
+    expected["curious"] = (FULL, {})
+
     # Points without a solution: the unchanged release, plus two lines that turn the kernel's
     # machinery against the tests. Each earns nothing (restored, or unverifiable) and is flagged.
     attacks = {
@@ -280,9 +294,15 @@ def root_only_file(course_root: Path) -> Path:
 
 
 @pytest.fixture
-def graded_batch(tmp_path_factory):
-    course_root = pipeline.scratch_course(tmp_path_factory.mktemp("class"), [CHAPTER])
-    submissions = tmp_path_factory.mktemp("submissions")
+def graded_batch():
+    # A folder others may traverse, as a course under /srv or a shared drive is: under pytest's
+    # own temporary folder (0700) no sandbox user could reach anything, hidden or not, and the
+    # checks that secrets are hidden would prove nothing.
+    base = Path(tempfile.mkdtemp(prefix="edl-batch-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    os.chmod(base, 0o711)
+    course_root = pipeline.scratch_course(base / "class", [CHAPTER])
+    submissions = base / "submissions"
+    submissions.mkdir()
     listener = Listener()
     lines = []
     try:
@@ -290,13 +310,16 @@ def graded_batch(tmp_path_factory):
         root_file = root_only_file(course_root)
         root_file_before = (root_file.read_bytes(), os.stat(root_file).st_mode)
         os.environ["EFFICIENT_DL_GRADING_ROOT"] = str(course_root)
+        os.environ["GRADER_API_TOKEN"] = "secret-token-of-the-instructor"
         results = grade_class.grade_class(CHAPTER, submissions, workers=2, limits=LIMITS, out=lines.append)
+        yield {"root": course_root, "results": {r.student: r for r in results}, "expected": expected,
+               "lines": lines, "listener": listener, "root_file_before": root_file_before}
     finally:
         os.environ.pop("EFFICIENT_DL_GRADING_ROOT", None)
-        # pytest removes old temporary folders with shutil.rmtree, which 1,200 levels overflow.
+        os.environ.pop("GRADER_API_TOKEN", None)
+        # shutil.rmtree recurses once per level, and 1,200 levels overflow it.
         remove_deep_folders(submissions / "deep_folders")
-    return {"root": course_root, "results": {r.student: r for r in results}, "expected": expected,
-            "lines": lines, "listener": listener, "root_file_before": root_file_before}
+        shutil.rmtree(base, ignore_errors=True)
 
 
 pytestmark = [pytest.mark.notebook]
@@ -369,7 +392,7 @@ def check_each_problem_is_named_in_the_summary(graded_batch):
     assert any("could not be verified" in reason for reason in flagged["fake_integrity"]), flagged["fake_integrity"]
     assert "FLAGGED: ex1_parameter_formulas: IPython's run_cell" in summary
     assert "is not a usable student id" in summary and "\\x1b[2K" in summary
-    assert re.search(r"30 students: 22 graded, 2 missing, 6 invalid; 4 tampered; 4 flagged for review", summary), summary
+    assert re.search(r"31 students: 23 graded, 2 missing, 6 invalid; 4 tampered; 4 flagged for review", summary), summary
 
 
 def check_the_csv_has_a_row_per_student_and_a_column_per_test(graded_batch):
@@ -442,6 +465,10 @@ def check_kernels_cannot_read_solutions_or_the_gradebook(graded_batch):
     if not CAPABILITIES.hidden_paths:
         return "skipped: hiding paths needs root and mount namespaces"
     assert graded_batch["results"]["snooper"].scores["test_ex6_training_energy_and_cost"][0] == 0
+    graded = nbformat.read(str(graded_batch["root"] / "autograder" / "autograded" / "curious" / CHAPTER / f"{CHAPTER}.ipynb"), 4)
+    printed = "".join(o.get("text", "") for o in cell(graded, "ex7_batch_size_sweep").outputs)
+    assert "token: None" in printed, f"the grader's environment reached the kernel: {printed!r}"
+    assert "classmate readable: False" in printed and "tests readable: False" in printed, printed
 
 
 def check_feedback_never_shows_hidden_tests(graded_batch):
@@ -454,7 +481,7 @@ def check_feedback_never_shows_hidden_tests(graded_batch):
     hidden -= visible  # a hidden test may repeat a line the student already sees
     assert hidden
     pages = list((graded_batch["root"] / "autograder" / "feedback").rglob("*.html"))
-    assert len(pages) == 22, "one feedback page per graded student"
+    assert len(pages) == 23, "one feedback page per graded student"
     for page in pages:
         plain = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
         leaked = [line for line in hidden if line in plain]
@@ -587,3 +614,14 @@ def test_a_course_at_a_long_path_grades_correctly(tmp_path):
     finally:
         os.environ.pop("EFFICIENT_DL_GRADING_ROOT")
     assert [(r.status, r.total, r.tampered) for r in results] == [("graded", FULL, [])], results[0].notes
+
+
+def test_a_kernel_inherits_an_allow_list_of_the_graders_environment():
+    environment = isolation.kernel_environment(
+        {"PATH": "/usr/bin", "GITHUB_TOKEN": "ghp_x", "AWS_SECRET_ACCESS_KEY": "k", "EFFICIENT_DL_PROFILE": "fast",
+         "NBGRADER_EXECUTION": "autograde", "TF_NUM_INTRAOP_THREADS": "1", "PYTHONPATH": "/course", "HOME": "/root",
+         "JUPYTER_RUNTIME_DIR": "/root/.local"}, home="/tmp/kernel-home")
+    assert environment == {"PATH": "/usr/bin", "EFFICIENT_DL_PROFILE": "fast", "NBGRADER_EXECUTION": "autograde",
+                           "TF_NUM_INTRAOP_THREADS": "1", "PYTHONPATH": "/course",
+                           "HOME": "/tmp/kernel-home", "TMPDIR": "/tmp/kernel-home",
+                           "MPLCONFIGDIR": "/tmp/kernel-home/.matplotlib"}
