@@ -58,6 +58,17 @@ def release_filled_in(release, solution, answers: dict[str, str]):
     return filled
 
 
+def answered_release(release, solution, answers: dict[str, str] | None = None):
+    """What a student submits: the release with every answer cell filled in (``answers``, or
+    the solution's), every other cell exactly as released."""
+    filled = release_filled_in(release, solution, answers or {})
+    released = {grade_id(cell): cell.source for cell in release.cells if grade_id(cell)}
+    for cell in filled.cells:
+        if grade_id(cell) and not is_solution(cell):
+            cell.source = released[grade_id(cell)]
+    return filled
+
+
 def graded_cells_only(notebook):
     """The notebook with just what grading depends on: setup, answer and grade cells."""
     pruned = copy.deepcopy(notebook)

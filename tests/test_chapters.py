@@ -18,12 +18,13 @@ import json
 import os
 import re
 
+import nbformat
 import pytest
 
 from autograder import pipeline
 from alternatives import ALTERNATIVES, rounds
-from notebook_grading import (answer_cell, cells_that_can_observe, execute, grade_cell_scores, grade_id,
-                              graded_cells_only, read, release_filled_in)
+from notebook_grading import (answer_cell, answered_release, cells_that_can_observe, execute, grade_cell_scores,
+                              grade_id, graded_cells_only, read, release_filled_in)
 from mutants import MUTANTS
 
 # EFFICIENT_DL_TEST_CHAPTERS=ch04_x,ch05_y limits a run to some chapters (while writing them).
@@ -57,11 +58,16 @@ def test_there_are_chapters():
 @pytest.mark.notebook
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_through_nbgrader(tmp_path, chapter):
-    """nbgrader generates exactly the committed release; the solution, submitted as a student
-    ("reference"), autogrades to full marks; the release submitted untouched scores the floor."""
+    """nbgrader generates exactly the committed release; the release answered with the solution's
+    answers, submitted as a student would ("reference"), autogrades to full marks through nbgrader
+    (which restores the hidden tests); the release submitted untouched scores the floor."""
     root = pipeline.scratch_course(tmp_path, [chapter])
     pipeline.generate_release(root, chapter)
-    pipeline.submit(root, chapter, "reference", pipeline.notebook_path(root / "solutions", chapter))
+    # "reference" submits what a student submits: the release, answered with the solution's answers.
+    answered = tmp_path / f"{chapter}.ipynb"
+    nbformat.write(answered_release(read(pipeline.notebook_path(pipeline.COURSE, chapter)),
+                                    read(pipeline.notebook_path(pipeline.SOLUTIONS, chapter))), str(answered))
+    pipeline.submit(root, chapter, "reference", answered)
     pipeline.submit(root, chapter, "untouched", pipeline.notebook_path(root / "course", chapter))
     pipeline.autograde(root, chapter)
     problems = []
@@ -149,10 +155,7 @@ def test_correct_answers_are_never_flagged_for_review(chapter):
     solution = read(pipeline.notebook_path(pipeline.SOLUTIONS, chapter))
     release = read(pipeline.notebook_path(pipeline.COURSE, chapter))
     for group in [[]] + rounds(ALTERNATIVES.get(chapter, [])):
-        submitted = release_filled_in(release, solution, {a.answer_id: a.source for a in group})
-        for cell in submitted.cells:  # as the student has them: test cells as released
-            if grade_id(cell) and not cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
-                cell.source = next(c.source for c in release.cells if grade_id(c) == grade_id(cell))
+        submitted = answered_release(release, solution, {a.answer_id: a.source for a in group})
         assert integrity.suspicious_code(submitted, release) == [], [a.description for a in group]
         assert integrity.tampering(submitted, release) == []
 
