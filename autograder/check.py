@@ -23,9 +23,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import feedback, grade_class, isolation, pipeline
-
-REPOSITORY = grade_class.REPOSITORY
+from autograder import feedback, grade_class, pipeline, sandbox
+from autograder.paths import REPOSITORY, GradingError
 
 
 def chapter_of(notebook: Path) -> str:
@@ -33,17 +32,17 @@ def chapter_of(notebook: Path) -> str:
     for candidate in (notebook.stem, notebook.parent.name):
         if candidate in chapters:
             return candidate
-    raise SystemExit(f"Cannot tell which chapter {notebook} is; pass --chapter (one of: {', '.join(chapters)}).")
+    raise GradingError(f"Cannot tell which chapter {notebook} is; pass --chapter (one of: {', '.join(chapters)}).")
 
 
 def check(notebook: Path, chapter: str | None = None, out=print) -> dict[str, tuple[float, float]]:
     notebook = notebook.resolve()
     if not notebook.is_file():
-        raise SystemExit(f"No notebook at {notebook}.")
+        raise GradingError(f"No notebook at {notebook}.")
     chapter = chapter or chapter_of(notebook)
     if not (REPOSITORY / "solutions" / chapter).is_dir():
-        raise SystemExit("The self-check needs the course's solutions/ folder, which this copy does not have "
-                         "(classroom copies leave it out on purpose): ask your instructor to grade it.")
+        raise GradingError("The self-check needs the course's solutions/ folder, which this copy does not have "
+                           "(classroom copies leave it out on purpose): ask your instructor to grade it.")
     with tempfile.TemporaryDirectory(prefix="efficient-dl-check-") as scratch:
         root = Path(scratch) / "course"
         pipeline.scratch_course(root, [chapter])
@@ -54,10 +53,10 @@ def check(notebook: Path, chapter: str | None = None, out=print) -> dict[str, tu
         out(f"Checking {notebook.name} ({chapter}) with the hidden tests; this runs the whole notebook "
             f"in the fast profile ...")
         max_scores = grade_class.prepare(course, workspace, [submission])
-        capabilities = isolation.probe()
-        grader = grade_class.Grader(course, workspace, isolation.Limits(), capabilities,
+        capabilities = sandbox.probe()
+        grader = grade_class.Grader(course, workspace, sandbox.Limits(), capabilities,
                                     grade_class.warm_model_cache(course, workspace, out=lambda *_: None), max_scores)
-        users = isolation.SandboxUsers(1 if capabilities.separate_user else 0)
+        users = sandbox.SandboxUsers(1 if capabilities.separate_user else 0)
         grader.sandbox_uids = users.uids
         try:
             result = grader.grade(submission, slot=0)
@@ -95,7 +94,11 @@ def main(argv=None) -> int:
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--chapter", default=None)
     args = parser.parse_args(argv)
-    scores = check(args.notebook, args.chapter)
+    try:
+        scores = check(args.notebook, args.chapter)
+    except GradingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0 if scores and all(s == m for s, m in scores.values()) else 1
 
 

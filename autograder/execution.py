@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
@@ -44,16 +45,10 @@ TIMEOUT_ENAME = "CellTimeoutError"
 # to look for them on purpose, and defines the check that runs before each grade cell.
 _SNAPSHOT = r'''
 def __edl_install_integrity():
-    import builtins, importlib, json, math, sys, types
+    import builtins, json, math, sys, types
     secret = SECRET  # noqa: F821 -- set just before, deleted just after: only this closure keeps it
     import numpy, numpy.testing
-    watched = {"builtins": builtins, "math": math, "numpy": numpy, "numpy.testing": numpy.testing}
-    try:
-        import efficient_dl
-        for name in ("data", "measure", "baselines", "litert", "profile", "hardware", "quiet"):
-            watched[f"efficient_dl.{name}"] = importlib.import_module(f"efficient_dl.{name}")
-    except ImportError:
-        pass
+    watched = {}
     names = {
         "builtins": ("isinstance", "len", "abs", "all", "any", "float", "int", "sum", "max", "min", "round",
                      "print", "range", "zip", "sorted", "set", "type", "getattr", "hasattr", "repr", "str"),
@@ -64,18 +59,20 @@ def __edl_install_integrity():
                           "assert_almost_equal"),
     }
     originals = {}
-    for module_name, module in watched.items():
+
+    def watch(module_name, module):
+        watched[module_name] = module
         wanted = names.get(module_name) or [n for n in vars(module) if not n.startswith("_")
                                             and callable(getattr(module, n))]
         for name in wanted:
             if hasattr(module, name):
                 originals[(module_name, name)] = getattr(module, name)
+
+    for module_name, module in {"builtins": builtins, "math": math, "numpy": numpy,
+                                "numpy.testing": numpy.testing}.items():
+        watch(module_name, module)
     module_globals = {}
 
-    def remember_globals(namespace):
-        module_globals.clear()
-        module_globals.update({k: v for k, v in namespace.items()
-                               if isinstance(v, types.ModuleType) and not k.startswith("_")})
 
     def check_and_restore(namespace):
         restored = []
@@ -100,6 +97,7 @@ def __edl_install_integrity():
     instance_methods = {name: vars(shell)[name] for name in methods if name in vars(shell)}  # ipykernel sets some
     plain = {"custom_exceptions": shell.custom_exceptions, "CustomTB": shell.CustomTB}
     callbacks = {event: list(handlers) for event, handlers in shell.events.callbacks.items()}
+    allowed_callbacks = {}
     trace, profile = sys.gettrace(), sys.getprofile()
 
     def restore_machinery():
@@ -123,9 +121,18 @@ def __edl_install_integrity():
             if getattr(shell, name) is not value:
                 setattr(shell, name, value)
                 restored.append(f"IPython {name}")
+        def same(handler, known):
+            # Identity, or the same method of the same object (a bound method is made anew on
+            # each access); never ==, which a student's object could answer as it likes.
+            if handler is known:
+                return True
+            return (isinstance(handler, types.MethodType) and isinstance(known, types.MethodType)
+                    and handler.__self__ is known.__self__ and handler.__func__ is known.__func__)
+
         for event, handlers in shell.events.callbacks.items():
-            if handlers != callbacks.get(event, []):
-                handlers[:] = callbacks.get(event, [])
+            allowed = callbacks.get(event, []) + allowed_callbacks.get(event, [])
+            if any(not any(same(handler, known) for known in allowed) for handler in handlers):
+                handlers[:] = [handler for handler in handlers if any(same(handler, known) for known in allowed)]
                 restored.append(f"IPython {event} callbacks")
         if sys.gettrace() is not trace:
             sys.settrace(trace)
@@ -134,6 +141,28 @@ def __edl_install_integrity():
             sys.setprofile(profile)
             restored.append("sys.setprofile")
         return restored
+
+    def remember_globals(namespace):
+        # After each setup cell (the grader's, before any student code): the modules it imported,
+        # the course's helper modules as they are now, and the IPython callbacks it registered
+        # (pyplot's). Taken here, not before the first cell: a chapter without TensorFlow does
+        # not pay for importing it, and none pays for importing pyplot twice.
+        module_globals.clear()
+        module_globals.update({k: v for k, v in namespace.items()
+                               if isinstance(v, types.ModuleType) and not k.startswith("_")})
+        for module_name, module in list(sys.modules.items()):
+            if module_name.startswith("efficient_dl.") and module_name not in watched and module is not None:
+                watch(module_name, module)
+        callbacks.update({event: list(handlers) for event, handlers in shell.events.callbacks.items()})
+        # pyplot and the inline backend register two more when a cell first plots: the very
+        # functions, as the setup left them, not ones that merely say they come from there.
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            try:
+                from matplotlib_inline.backend_inline import flush_figures
+                allowed_callbacks["post_execute"] = [flush_figures, pyplot._draw_all_if_interactive]
+            except (ImportError, AttributeError):
+                pass
 
     def checked(namespace, token):
         import hashlib
@@ -171,6 +200,7 @@ class ResilientExecute(Execute):
                                                "(-1: no limit)").tag(config=True)
 
     def preprocess(self, nb, resources, km=None):
+        self.started = time.perf_counter()  # the kernel's run: start, every cell and check, shutdown
         pristine = copy.deepcopy(nb)
         workdir = (resources or {}).get("metadata", {}).get("path")
         if self.workdir_owner >= 0 and workdir:
@@ -184,6 +214,7 @@ class ResilientExecute(Execute):
         self.output_bytes: dict[int, int] = {}
         self.unverified: list[str] = []
         self.truncated: set[tuple[int, str]] = set()
+        self.cell_seconds = 0.0  # the notebook's own cells, every run of them: what grading cannot avoid
         while True:
             self._running_index = None
             self._integrity_ready = False
@@ -202,10 +233,10 @@ class ResilientExecute(Execute):
         if self.workdir_owner >= 0 and workdir:
             # nbgrader (root) writes the graded notebook here next: first stop whatever the student
             # left running, then take the folder back, so that root follows no link they planted.
-            from autograder import isolation
+            from autograder import sandbox
 
-            isolation.kill_user_processes(self.workdir_owner)
-            self.reclaimed = isolation.reclaim(workdir)
+            sandbox.kill_user_processes(self.workdir_owner)
+            self.reclaimed = sandbox.reclaim(workdir)
         self._write_report(nb, gave_up=False)
         return result
 
@@ -232,7 +263,9 @@ class ResilientExecute(Execute):
             elif answer["restored"]:
                 self.restored.setdefault(grade_id, []).extend(answer["restored"])
         self._running_index = index
+        started = time.perf_counter()
         cell, resources = super().preprocess_cell(cell, resources, index)
+        self.cell_seconds += time.perf_counter() - started
         self._running_index = None
         if not verified:
             cell.outputs = [NotebookNode(output_type="error", ename=UNVERIFIED_ENAME, evalue=UNVERIFIED_MESSAGE,
@@ -285,6 +318,8 @@ class ResilientExecute(Execute):
                             for i, _ in self.truncated if i < len(nb.cells)})
         report = {"kernel_died_in": killed, "timed_out_in": timed_out, "restored_before": self.restored,
                   "gave_up": gave_up, "removed_from_workdir": getattr(self, "reclaimed", []),
-                  "output_truncated_in": truncated, "unverified_before": self.unverified}
+                  "output_truncated_in": truncated, "unverified_before": self.unverified,
+                  "cell_seconds": round(self.cell_seconds, 3),
+                  "kernel_seconds": round(time.perf_counter() - self.started, 3)}
         with open(self.report_path, "w") as handle:
             json.dump(report, handle)

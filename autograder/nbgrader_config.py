@@ -9,7 +9,6 @@ names another folder, as the tests do):
     autograder/autograded/, autograder/feedback/, autograder/gradebook.db (never committed:
     the gradebook holds the hidden tests)
 """
-import os
 import sys
 from pathlib import Path
 
@@ -17,12 +16,13 @@ from efficient_dl.quiet import STDERR_NOISE_PATTERN
 
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 # The `nbgrader` command does not put the folder it starts in on sys.path; the kernel
-# manager below lives in this repository's autograder package.
-if str(REPOSITORY) not in sys.path:
-    sys.path.insert(0, str(REPOSITORY))
-GRADING_ROOT = Path(os.environ.get("EFFICIENT_DL_GRADING_ROOT", REPOSITORY)).resolve()
+# manager below and the course's paths live in this repository's autograder package.
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from autograder.paths import grading_root  # noqa: E402
+
+GRADING_ROOT = grading_root()
 
 c.CourseDirectory.root = str(GRADING_ROOT)
 c.CourseDirectory.course_id = "efficient-dl"

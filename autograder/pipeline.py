@@ -13,9 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-SOLUTIONS = REPOSITORY / "solutions"
-COURSE = REPOSITORY / "course"
+from autograder.paths import COURSE, GRADING_ROOT_ENV, REPOSITORY, SOLUTIONS  # noqa: F401 -- used by the tests
 
 
 class NbgraderFailed(RuntimeError):
@@ -35,7 +33,7 @@ def nbgrader(root: Path, *arguments: str, timeout: float = 1800) -> subprocess.C
     """Run `nbgrader <arguments>` on the course folder ``root``; raise with its log on failure."""
     environment = {
         **os.environ,
-        "EFFICIENT_DL_GRADING_ROOT": str(root),
+        GRADING_ROOT_ENV: str(root),
         # nbgrader runs `alembic` (for the gradebook) and kernels by name: find this environment's.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
@@ -50,6 +48,89 @@ def nbgrader(root: Path, *arguments: str, timeout: float = 1800) -> subprocess.C
             f"Its errors:\n{errors}\n"
             f"The end of its log:\n{completed.stdout[-2000:]}\n{completed.stderr[-4000:]}")
     return completed
+
+
+def nbgrader_command(course_root: Path, *arguments: str, cwd: Path = REPOSITORY, env: dict | None = None,
+                     timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`nbgrader <arguments>` on ``course_root`` as the class grader runs it: its own session
+    (so that a timeout stops all of it), killed if the grader dies; the completed process is
+    returned, failed or not."""
+    from autograder.sandbox import die_with_parent
+
+    return subprocess.run([sys.executable, "-m", "nbgrader", *arguments], cwd=cwd,
+                          env=nbgrader_environment(course_root, env),
+                          capture_output=True, text=True, timeout=timeout, start_new_session=True,
+                          preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
+
+
+def nbgrader_environment(course_root: Path, env: dict | None = None) -> dict[str, str]:
+    return {**os.environ, GRADING_ROOT_ENV: str(course_root),
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),
+            **(env or {})}
+
+
+# What nbgrader autograde imports: loaded once by the fork server, not once per student.
+PRELOADED = ["nbgrader.apps.nbgraderapp", "nbgrader.apps.autogradeapp", "nbgrader.converters.autograde",
+             "nbgrader.preprocessors", "nbgrader.api", "nbclient", "nbconvert", "jupyter_client", "autograder.execution"]
+
+
+class NbgraderForks:
+    """`nbgrader <arguments>` in a process forked from a server that has imported nbgrader
+    already (multiprocessing's forkserver): a fresh interpreter spends about 3 s of CPU on
+    imports before it grades anything, once per student. The server itself is a fresh process
+    (never a fork of the grader's threads); each child gets its own session, environment,
+    folder and log file, and is killed with everything it started after ``timeout``."""
+
+    def __init__(self):
+        import multiprocessing
+
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(PRELOADED)
+
+    def run(self, course_root: Path, *arguments: str, cwd: Path, log: Path, env: dict | None = None,
+            timeout: float | None = None) -> int:
+        """nbgrader's exit status (its output is in ``log``); TimeoutError after ``timeout``."""
+        import signal
+
+        child = self.context.Process(target=_nbgrader_in_this_process,
+                                     args=(list(arguments), str(cwd), nbgrader_environment(course_root, env), str(log)))
+        child.start()
+        child.join(timeout)
+        if child.exitcode is None:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.join()
+            raise TimeoutError(f"nbgrader {' '.join(arguments[:2])} ran over {timeout} s")
+        return child.exitcode
+
+
+def _nbgrader_in_this_process(arguments: list[str], cwd: str, environment: dict, log: str) -> None:
+    from autograder.sandbox import die_with_parent
+
+    os.setsid()  # a timeout stops this process and every kernel it started
+    if sys.platform.startswith("linux"):
+        die_with_parent()
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(environment)
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    for stream in (1, 2):
+        os.dup2(descriptor, stream)
+    sys.argv = ["nbgrader", *arguments]
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+
+    try:
+        NbGraderApp.launch_instance()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    else:
+        code = 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def error_lines(log: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import html
 import json
 import os
@@ -17,6 +18,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
@@ -28,12 +30,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import feedback, grade_class, isolation, pipeline
+from autograder import feedback, grade_class, pipeline, sandbox
 
 CHAPTER = "ch01_compute_and_energy"
 FULL = 16.0
-LIMITS = isolation.Limits(memory_bytes=4 * 2**30, cpu_seconds=300, cell_seconds=45, notebook_seconds=300)
-CAPABILITIES = isolation.probe()
+# 2 GiB per student: chapter 01's kernel needs a few hundred MiB, and the batch must fit a
+# 2-core CI machine while three of its students try to take more.
+LIMITS = sandbox.Limits(memory_bytes=2 * 2**30, cpu_seconds=300, cell_seconds=45, notebook_seconds=300,
+                        max_processes=256, scratch_bytes=256 * 2**20)
+CAPABILITIES = sandbox.probe()
+# Tests grade with what the machine has; the checks that need a layer it lacks say so (below).
+WEAKER_OK = {"allow_weaker_sandbox": True}
 
 
 def solution():
@@ -205,10 +212,10 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
         deep.mkdir()
     expected["deep_folders"] = (0.0, None)
 
-    # Output: a 30 MB line (one line: LimitOutput's 1,000-line cap lets it through) and HTML
+    # Output: a 200 MB line (one line: LimitOutput's 1,000-line cap lets it through) and HTML
     # that would run in the browser of whoever opens the feedback.
     flooding = answered()
-    cell(flooding, "ex2_convolution_flops").source += "\n\nprint('x' * 30_000_000)\n"
+    cell(flooding, "ex2_convolution_flops").source += "\n\nprint('x' * 200_000_000)\n"
     save(folder, "huge_line", flooding)
     expected["huge_line"] = (FULL, {})
     scripting = answered()
@@ -245,6 +252,89 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
         f"any(Path({str(pipeline.REPOSITORY / 'tests' / 'mutants')!r}).iterdir()))\n")
     save(folder, "curious", curious)
     expected["curious"] = (FULL, {})
+
+    # An answer that solves nothing but claims to equal anything: the tests convert first.
+    from mutants import ALWAYS_EQUAL
+
+    permissive = replace_in(answered(), "ex1_parameter_formulas", "return n_in * n_out + (n_out if use_bias else 0)",
+                            f"return {ALWAYS_EQUAL}")
+    save(folder, "permissive_eq", permissive)
+    expected["permissive_eq"] = (FULL - 2, {"test_ex1_parameter_formulas": 0})
+
+    # What the sandbox itself must hold: processes, memory, disk, and sight of the rest.
+    daemon = answered()
+    cell(daemon, "ex2_convolution_flops").source += (
+        "\n\nimport os, subprocess, sys\n"
+        "# Outlives the kernel, if it can, then kills every process of this uid it can signal (the\n"
+        "# next student graded in this slot) and holds uid locks in /tmp.\n"
+        "_code = ('import os, signal, time, fcntl\\n'\n"
+        "         'held = []\\n'\n"
+        "         'for uid in range(61000, 61064):\\n'\n"
+        "         '    try:\\n'\n"
+        "         '        handle = open(f\"/tmp/efficient-dl-sandbox-uid-{uid}.lock\", \"a\")\\n'\n"
+        "         '        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB); held.append(handle)\\n'\n"
+        "         '    except OSError: pass\\n'\n"
+        "         'time.sleep(20)\\n'\n"
+        "         'for _ in range(1200):\\n'\n"
+        "         '    if os.fork() == 0: os._exit(0)\\n'\n"
+        "         '    try: os.kill(-1, signal.SIGKILL)\\n'\n"
+        "         '    except OSError: pass\\n'\n"
+        "         '    time.sleep(0.1)\\n')\n"
+        "subprocess.Popen([sys.executable, '-c', _code], start_new_session=True, stdin=subprocess.DEVNULL,\n"
+        "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n")
+    save(folder, "daemon_killer", daemon)
+    expected["daemon_killer"] = (FULL, {})
+
+    forks = answered()
+    cell(forks, "ex3_weights_memory").source += (
+        "\n\nimport os, time\n_children = []\nfor _ in range(2_000):\n    try:\n        _pid = os.fork()\n"
+        "    except OSError:\n        break\n    if _pid == 0:\n        time.sleep(3)\n        os._exit(0)\n"
+        "    _children.append(_pid)\nprint('forked:', len(_children))\nfor _pid in _children:\n    os.waitpid(_pid, 0)\n")
+    save(folder, "fork_bomb", forks)
+    expected["fork_bomb"] = (FULL, {})
+
+    split = answered()  # in a cell of its own: whichever process the limit stops, no exercise is lost
+    hogging = nbformat.v4.new_code_cell(
+        "# memory_split: three children of 900 MiB each, 2.6 GiB, over the student's 2 GiB.\n"
+        "import subprocess, sys\n"
+        "_hogs = [subprocess.Popen([sys.executable, '-c', 'import time; b = b\"x\" * (900 * 2**20); time.sleep(8)'])\n"
+        "         for _ in range(3)]\nprint('children exit codes:', sorted(h.wait() for h in _hogs))\n")
+    split.cells.insert(split.cells.index(cell(split, "ex4_adam_training_memory")) + 1, hogging)
+    save(folder, "memory_split", split)
+    expected["memory_split"] = (FULL, {})
+
+    filler = answered()
+    cell(filler, "ex6_training_energy_and_cost").source += (
+        "\n\nimport os\nfor _where in ('/tmp', '/dev/shm'):\n    _written = 0\n    try:\n"
+        "        with open(os.path.join(_where, 'filler.bin'), 'wb') as _handle:\n"
+        "            while _written < 1_200 * 2**20:\n                _handle.write(b'x' * 2**20)\n"
+        "                _written += 2**20\n    except OSError as _error:\n        pass\n"
+        "    print(_where, 'took', _written // 2**20, 'MiB')\n")
+    save(folder, "disk_filler", filler)
+    expected["disk_filler"] = (FULL, {})
+
+    # Reads every other process's command line (the grader's names the submissions folder),
+    # then looks for the notebook nbgrader executes, hidden tests inside, anywhere it can reach.
+    spy = answered()
+    own = course_root / "autograder" / "runs" / CHAPTER / "private" / "spy" / "autograder" / "submitted" / "spy"
+    cell(spy, "ex7_batch_size_sweep").source += (
+        "\n\nimport os\n_seen = []\nfor _pid in os.listdir('/proc'):\n    try:\n"
+        "        _seen.append(open(f'/proc/{_pid}/cmdline', 'rb').read().replace(b'\\0', b' ').decode())\n"
+        "    except OSError:\n        pass\n"
+        "print('grader visible:', any(word in line for line in _seen for word in ('nbgrader', 'pytest', 'grade_class')))\n"
+        "_found = []\n"
+        "for _top in [os.getcwd(), os.path.expanduser('~'), '/tmp', '/home', '/work', '/root', '/srv', '/var', "
+        f"{str(course_root.parent)!r}, {str(own)!r}]:\n"
+        "    for _folder, _, _files in os.walk(_top):\n"
+        "        for _name in [n for n in _files if n.endswith(('.ipynb', '.db', '.json', '.log', '.html', '.csv'))]:\n"
+        "            try:\n"
+        "                if 'site-packages' not in _folder and '### BEGIN ' + 'HIDDEN TESTS' in "
+        "open(os.path.join(_folder, _name), errors='ignore').read(10_000_000):\n"
+        "                    _found.append(os.path.join(_folder, _name))\n"
+        "            except OSError:\n                pass\n"
+        "print('hidden tests found:', _found)\n")
+    save(folder, "spy", spy)
+    expected["spy"] = (FULL, {})
 
     # Points without a solution: the unchanged release, plus two lines that turn the kernel's
     # machinery against the tests. Each earns nothing (restored, or unverifiable) and is flagged.
@@ -293,6 +383,43 @@ def root_only_file(course_root: Path) -> Path:
     return path
 
 
+def sandbox_files_in_shared_folders() -> set[str]:
+    found = set()
+    for top in ("/tmp", "/dev/shm"):
+        for path in Path(top).glob("*"):
+            try:
+                if sandbox.SANDBOX_UID_BASE <= path.lstat().st_uid < sandbox.SANDBOX_UID_BASE + 4_000:
+                    found.add(str(path))
+            except FileNotFoundError:
+                pass
+    return found
+
+
+def fingerprint(tops: list[Path]) -> dict[str, tuple]:
+    """Every entry below ``tops``: a file's SHA-256 and mode, a link's target, anything else's
+    kind; never following a link, never opening a FIFO, never recursing (1,200 levels)."""
+    import hashlib
+
+    found, pending = {}, list(tops)
+    while pending:
+        path = pending.pop()
+        try:
+            status = os.lstat(path)
+        except FileNotFoundError:
+            found[str(path)] = ("missing",)
+            continue
+        if stat.S_ISDIR(status.st_mode):
+            found[str(path)] = ("folder", status.st_mode, status.st_uid)
+            pending.extend(Path(path) / name for name in os.listdir(path) if name not in ("__pycache__", ".pytest_cache"))
+        elif stat.S_ISREG(status.st_mode):
+            found[str(path)] = (hashlib.sha256(Path(path).read_bytes()).hexdigest(), status.st_mode, status.st_uid)
+        elif stat.S_ISLNK(status.st_mode):
+            found[str(path)] = ("link", os.readlink(path))
+        else:
+            found[str(path)] = ("special", stat.S_IFMT(status.st_mode))
+    return found
+
+
 @pytest.fixture
 def graded_batch():
     # A folder others may traverse, as a course under /srv or a shared drive is: under pytest's
@@ -311,9 +438,13 @@ def graded_batch():
         root_file_before = (root_file.read_bytes(), os.stat(root_file).st_mode)
         os.environ["EFFICIENT_DL_GRADING_ROOT"] = str(course_root)
         os.environ["GRADER_API_TOKEN"] = "secret-token-of-the-instructor"
-        results = grade_class.grade_class(CHAPTER, submissions, workers=2, limits=LIMITS, out=lines.append)
+        untouched_before = fingerprint([submissions, course_root / "solutions", course_root / "course", root_file])
+        sandbox_files_before = sandbox_files_in_shared_folders()  # another grader's, running now
+        results = grade_class.grade_class(CHAPTER, submissions, workers=2, limits=LIMITS, out=lines.append, **WEAKER_OK)
+        untouched_after = fingerprint([submissions, course_root / "solutions", course_root / "course", root_file])
         yield {"root": course_root, "results": {r.student: r for r in results}, "expected": expected,
-               "lines": lines, "listener": listener, "root_file_before": root_file_before}
+               "lines": lines, "listener": listener, "root_file_before": root_file_before,
+               "untouched": (untouched_before, untouched_after), "sandbox_files_before": sandbox_files_before}
     finally:
         os.environ.pop("EFFICIENT_DL_GRADING_ROOT", None)
         os.environ.pop("GRADER_API_TOKEN", None)
@@ -329,7 +460,8 @@ BATCH_CHECKS = ["every_submission_gets_the_points_it_deserves", "each_problem_is
                 "the_gradebook_holds_every_grade_and_survived_the_snooper", "no_network_from_a_kernel",
                 "kernels_cannot_read_solutions_or_the_gradebook", "feedback_never_shows_hidden_tests",
                 "root_never_follows_a_students_link", "no_process_of_a_sandbox_user_survives",
-                "output_is_capped_in_bytes_and_feedback_runs_no_script"]
+                "output_is_capped_in_bytes_and_feedback_runs_no_script", "files_outside_the_sandbox_are_untouched",
+                "the_sandbox_holds_processes_memory_and_disk", "nothing_of_value_is_in_sight"]
 
 
 def test_a_hostile_batch_is_graded_fairly(graded_batch):
@@ -381,18 +513,20 @@ def check_each_problem_is_named_in_the_summary(graded_batch):
         "only these changed a test cell; honest students submit the release, whose checksums differ from the source's")
     refusals = {"link_to_root_file": "is a symbolic link: not opened", "link_to_gradebook": "is a symbolic link",
                 "link_to_solution": "is a symbolic link", "fifo": "is a FIFO: not opened",
-                "deep_folders": "no notebook submitted", "link_planter": "removed: ch01_compute_and_energy.ipynb"}
+                "deep_folders": "no notebook submitted"}
+    if CAPABILITIES.separate_user and not CAPABILITIES.bubblewrap:  # in bubblewrap, no such file is in reach
+        refusals["link_planter"] = "removed: ch01_compute_and_energy.ipynb"
     for student, phrase in refusals.items():
         line = next((line for line in graded_batch["lines"] if line.strip().startswith(f"{student}:")), "")
         assert phrase in line, f"summary line for {student} should mention {phrase!r}: {line!r}"
     assert not any("\x1b" in line or "\r" in line for line in graded_batch["lines"]), "escape codes printed raw"
     flagged = {s: r.flagged for s, r in graded_batch["results"].items() if r.flagged}
-    assert set(flagged) == {"input_transformer", "ast_transformer", "run_cell_wrapper", "fake_integrity"}, flagged
+    assert set(flagged) == {"input_transformer", "ast_transformer", "run_cell_wrapper", "fake_integrity", "spy"}, flagged
     assert any("IPython's input transformers" in reason for reason in flagged["input_transformer"])
     assert any("could not be verified" in reason for reason in flagged["fake_integrity"]), flagged["fake_integrity"]
     assert "FLAGGED: ex1_parameter_formulas: IPython's run_cell" in summary
     assert "is not a usable student id" in summary and "\\x1b[2K" in summary
-    assert re.search(r"31 students: 23 graded, 2 missing, 6 invalid; 4 tampered; 4 flagged for review", summary), summary
+    assert re.search(r"37 students: 29 graded, 2 missing, 6 invalid; 4 tampered; 5 flagged for review", summary), summary
 
 
 def check_the_csv_has_a_row_per_student_and_a_column_per_test(graded_batch):
@@ -442,14 +576,59 @@ def check_output_is_capped_in_bytes_and_feedback_runs_no_script(graded_batch):
 def check_no_process_of_a_sandbox_user_survives(graded_batch):
     if not CAPABILITIES.separate_user:
         return "skipped: the kernel runs as the grader's own user here"
-    survivors = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and isolation.SANDBOX_UID_BASE <= entry.stat().st_uid < isolation.SANDBOX_UID_BASE + 4_000:
-                survivors.append((entry.name, (entry / "cmdline").read_bytes().replace(b"\0", b" ")[:80]))
-        except OSError:
-            pass
-    assert not survivors, f"left running after the run: {survivors}"
+    def survivors():
+        found = []
+        for uid in range(sandbox.SANDBOX_UID_BASE, sandbox.SANDBOX_UID_BASE + 64):
+            for pid in sandbox.processes_of(uid):
+                if not sandbox.is_zombie(pid):  # exited, waiting to be reaped: nothing runs
+                    try:
+                        found.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:80]))
+                    except OSError:
+                        pass
+        return found
+    assert not survivors(), f"left running after the run: {survivors()}"
+
+
+def printed_in(graded_batch, student: str, grade_id: str) -> str:
+    graded = graded_batch["root"] / "autograder" / "autograded" / student / CHAPTER / f"{CHAPTER}.ipynb"
+    return "".join(o.get("text", "") for o in cell(nbformat.read(str(graded), 4), grade_id).outputs)
+
+
+def check_files_outside_the_sandbox_are_untouched(graded_batch):
+    before, after = graded_batch["untouched"]
+    changed = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
+    assert not changed, f"changed while grading: {changed[:10]}"
+
+
+def check_the_sandbox_holds_processes_memory_and_disk(graded_batch):
+    if not CAPABILITIES.complete:
+        return f"skipped: the full sandbox is missing here ({'; '.join(CAPABILITIES.notices())})"
+    forked = int(re.search(r"forked: (\d+)", printed_in(graded_batch, "fork_bomb", "ex3_weights_memory")).group(1))
+    assert forked < LIMITS.max_processes, f"{forked} processes for one student, past {LIMITS.max_processes}"
+    graded = graded_batch["root"] / "autograder" / "autograded" / "memory_split" / CHAPTER / f"{CHAPTER}.ipynb"
+    hogging = next(c for c in nbformat.read(str(graded), 4).cells if c.source.startswith("# memory_split"))
+    stopped = json.dumps(hogging.outputs)
+    assert "-9" in stopped or "KernelDied" in stopped, f"three children together took more than the student's memory: {stopped}"
+    assert any("the memory limit" in note for note in graded_batch["results"]["memory_split"].notes)
+    taken = [int(n) for n in re.findall(r"took (\d+) MiB", printed_in(graded_batch, "disk_filler", "ex6_training_energy_and_cost"))]
+    assert len(taken) == 2 and max(taken) <= LIMITS.scratch_bytes // 2**20, taken
+    left = sandbox_files_in_shared_folders() - graded_batch["sandbox_files_before"]
+    assert not left, f"files of the sandbox left in the machine's /tmp or /dev/shm: {sorted(left)[:5]}"
+    groups = [str(p) for p in Path("/sys/fs/cgroup").rglob("efficient-dl-grader/uid-*")]
+    assert not groups, f"cgroups left behind: {groups}"
+    users = sandbox.SandboxUsers(2)  # the daemon tried to hold every uid lock: later runs still start
+    try:
+        assert len(users.uids) == 2
+    finally:
+        users.release()
+
+
+def check_nothing_of_value_is_in_sight(graded_batch):
+    if CAPABILITIES.bubblewrap is None:
+        return "skipped: without bubblewrap, the kernel runs in the folder of the notebook nbgrader executes"
+    printed = printed_in(graded_batch, "spy", "ex7_batch_size_sweep")
+    assert "grader visible: False" in printed, printed
+    assert "hidden tests found: []" in printed, printed
 
 
 def check_no_network_from_a_kernel(graded_batch):
@@ -481,7 +660,8 @@ def check_feedback_never_shows_hidden_tests(graded_batch):
     hidden -= visible  # a hidden test may repeat a line the student already sees
     assert hidden
     pages = list((graded_batch["root"] / "autograder" / "feedback").rglob("*.html"))
-    assert len(pages) == 23, "one feedback page per graded student"
+    graded = {s for s, r in graded_batch["results"].items() if r.status == "graded"}
+    assert {page.parts[-3] for page in pages} == graded and len(graded) == 29, "one feedback page per graded student"
     for page in pages:
         plain = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
         leaked = [line for line in hidden if line in plain]
@@ -508,7 +688,7 @@ def test_a_killed_run_loses_nothing_and_the_next_run_finishes(tmp_path):
     for student in ("first", "second", "third"):
         save(submissions, student, answered())
     command = [sys.executable, "-m", "autograder.grade_class", CHAPTER, str(submissions), "--workers", "1",
-               "--cell-timeout", "60", "--notebook-timeout", "300"]
+               "--cell-timeout", "60", "--notebook-timeout", "300", grade_class.WEAKER_SANDBOX_FLAG]
     environment = {**os.environ, "EFFICIENT_DL_GRADING_ROOT": str(root)}
     run = subprocess.Popen(command, cwd=pipeline.REPOSITORY, env=environment, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -555,6 +735,27 @@ def test_the_sandbox_capabilities_are_reported_once():
     assert all(isinstance(line, str) and line for line in lines)
     if os.geteuid() == 0 and sys.platform.startswith("linux"):
         assert CAPABILITIES.separate_user
+        # .ci/run installs it; an instructor's machine gets it the same way (README).
+        assert CAPABILITIES.bubblewrap, "bubblewrap is missing: apt-get install bubblewrap"
+        if CAPABILITIES.cgroups is None:
+            warnings.warn(f"no per-student cgroup here: {CAPABILITIES.cgroup_problem}")
+
+
+def test_the_grader_refuses_a_weaker_sandbox_unless_told(tmp_path, capsys):
+    root = pipeline.scratch_course(tmp_path / "course", [CHAPTER])
+    save(tmp_path / "submissions", "student", answered())
+    weaker = dataclasses.replace(CAPABILITIES, bubblewrap=None, missing=("bubblewrap (bwrap) is not installed",))
+    os.environ["EFFICIENT_DL_GRADING_ROOT"] = str(root)
+    try:
+        with pytest.raises(grade_class.GradingError) as refused:
+            grade_class.grade_class(CHAPTER, tmp_path / "submissions", capabilities=weaker, out=lambda *_: None)
+        code = grade_class.main([CHAPTER, str(tmp_path / "missing-folder"), grade_class.WEAKER_SANDBOX_FLAG])
+    finally:
+        os.environ.pop("EFFICIENT_DL_GRADING_ROOT")
+    assert "bubblewrap (bwrap) is not installed" in str(refused.value)
+    assert grade_class.WEAKER_SANDBOX_FLAG in str(refused.value), "the message says how to go on anyway"
+    assert not (root / "autograder" / "gradebook.db").exists(), "refused before anything was written"
+    assert code == 2 and "neither a folder of students nor a .zip export" in capsys.readouterr().err
 
 
 def test_a_student_checks_their_own_work(tmp_path):
@@ -610,14 +811,15 @@ def test_a_course_at_a_long_path_grades_correctly(tmp_path):
     save(submissions, "student", answered())
     os.environ["EFFICIENT_DL_GRADING_ROOT"] = str(root)
     try:
-        results = grade_class.grade_class(CHAPTER, submissions, workers=1, limits=LIMITS, out=lambda *_: None)
+        results = grade_class.grade_class(CHAPTER, submissions, workers=1, limits=LIMITS, out=lambda *_: None,
+                                          **WEAKER_OK)
     finally:
         os.environ.pop("EFFICIENT_DL_GRADING_ROOT")
     assert [(r.status, r.total, r.tampered) for r in results] == [("graded", FULL, [])], results[0].notes
 
 
 def test_a_kernel_inherits_an_allow_list_of_the_graders_environment():
-    environment = isolation.kernel_environment(
+    environment = sandbox.kernel_environment(
         {"PATH": "/usr/bin", "GITHUB_TOKEN": "ghp_x", "AWS_SECRET_ACCESS_KEY": "k", "EFFICIENT_DL_PROFILE": "fast",
          "NBGRADER_EXECUTION": "autograde", "TF_NUM_INTRAOP_THREADS": "1", "PYTHONPATH": "/course", "HOME": "/root",
          "JUPYTER_RUNTIME_DIR": "/root/.local"}, home="/tmp/kernel-home")

@@ -1,5 +1,5 @@
 """Wrong answers for chapter 01."""
-from mutants import Mutant
+from mutants import ALWAYS_EQUAL, Mutant
 
 MUTANTS = [
     Mutant("ex1_parameter_formulas", "Dense bias counted per input instead of per output",
@@ -36,4 +36,21 @@ MUTANTS = [
            'key=lambda row: row["throughput_per_s"]', 'key=lambda row: row["batch_size"]'),
     Mutant("ex8_choose_batch_size", "budget treated as strict (<)",
            'row["median_ms"] <= latency_budget_ms', 'row["median_ms"] < latency_budget_ms'),
+    # Objects that equal anything: every answer is converted to a plain number before it is compared.
+    Mutant("ex1_parameter_formulas", "an always-equal object instead of the Dense count",
+           "return n_in * n_out + (n_out if use_bias else 0)", f"return {ALWAYS_EQUAL}"),
+    Mutant("ex2_convolution_flops", "an always-equal object instead of the FLOPs",
+           "return 2 * multiply_adds", f"return {ALWAYS_EQUAL}"),
+    Mutant("ex3_weights_memory", "an always-equal object instead of the bytes per value",
+           'return {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}[dtype]', f"return {ALWAYS_EQUAL}"),
+    Mutant("ex4_adam_training_memory", "an always-equal object instead of the gigabytes",
+           "return copies * n_params * bytes_per_value / 1e9", f"return {ALWAYS_EQUAL}"),
+    Mutant("ex5_training_compute", "an always-equal object instead of the FLOPs",
+           "return 6 * n_params * n_tokens", f"return {ALWAYS_EQUAL}"),
+    Mutant("ex6_training_energy_and_cost", "an always-equal object instead of the kilowatt-hours",
+           "return joules / JOULES_PER_KWH", f"return {ALWAYS_EQUAL}"),
+    Mutant("ex7_batch_size_sweep", "an always-equal object instead of the throughput",
+           '"throughput_per_s": timing.throughput_per_s', f'"throughput_per_s": {ALWAYS_EQUAL}'),
+    Mutant("ex8_choose_batch_size", "an always-equal object instead of the batch size",
+           'return max(within_budget, key=lambda row: row["throughput_per_s"])["batch_size"]', f"return {ALWAYS_EQUAL}"),
 ]

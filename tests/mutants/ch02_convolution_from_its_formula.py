@@ -1,5 +1,5 @@
 """Wrong answers for chapter 02."""
-from mutants import Mutant
+from mutants import ALWAYS_EQUAL, Mutant
 
 _VECTORISED_LOOP = """    for m in range(k_h):
         for n in range(k_w):
@@ -43,4 +43,15 @@ MUTANTS = [
     Mutant("ex4_max_pooling", "blocks of pixels size apart instead of neighbours (wrong reshape)",
            "x.reshape(n, out_h, size, out_w, size, c)",
            "x.reshape(n, size, out_h, size, out_w, c).transpose(0, 2, 1, 4, 3, 5)"),
+    # Arrays of objects that equal anything: every answer is converted to a float array before it is compared.
+    Mutant("ex1_cross_correlation", "an array of always-equal objects of the right shape",
+           "    return out", f"    return np.full(out.shape, {ALWAYS_EQUAL}, dtype=object)"),
+    Mutant("ex2_padding_and_stride", "an always-equal object instead of the output size whenever there is padding",
+           "return (n + 2 * p - k) // s + 1", f"return {ALWAYS_EQUAL} if p else (n - k) // s + 1"),
+    Mutant("ex2_padding_and_stride", "an array of always-equal objects of the right shape from conv2d_single",
+           "    return out", f"    return np.full(out.shape, {ALWAYS_EQUAL}, dtype=object)"),
+    Mutant("ex3_vectorised_conv2d", "an array of always-equal objects of the right shape",
+           "y = y + bias", f"y = np.full(y.shape, {ALWAYS_EQUAL}, dtype=object)"),
+    Mutant("ex4_max_pooling", "an array of always-equal objects of the right shape",
+           "return blocks.max(axis=(2, 4))", f"return np.full(blocks.max(axis=(2, 4)).shape, {ALWAYS_EQUAL}, dtype=object)"),
 ]

@@ -2,7 +2,20 @@
 
 Every mutant of this chapter costs a training run (Exercise 3's hidden test trains a CNN
 whatever was mutated), so the list keeps one or two telling mistakes per exercise."""
-from mutants import Mutant
+from mutants import ALWAYS_EQUAL, Mutant, always_equal_instance_of
+
+_FIT = """    return trainer.fit(
+        splits.x_train, splits.y_train,
+        validation_data=(splits.x_val, splits.y_val),
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=[early_stopping],
+        verbose=0,
+    )"""
+# The run as the solution trains it, with every number in the History replaced by an always-equal object.
+_FIT_WITH_LYING_HISTORY = (_FIT.replace("return trainer.fit(", "history = trainer.fit(")
+                           + f"\n    history.history = {{name: [{ALWAYS_EQUAL}] * len(values) for name, values in history.history.items()}}"
+                           + "\n    return history")
 
 MUTANTS = [
     Mutant("ex1_three_bugs", "the original's flatten size (no pooling taken into account)",
@@ -25,4 +38,13 @@ MUTANTS = [
            "(np.asarray(y), predicted)", "(predicted, np.asarray(y))"),
     Mutant("ex5_save_model", "weights only (save_weights), no .keras archive",
            "model.save(path)", 'model.save_weights(path.with_name(path.stem + ".weights.h5"))'),
+    # Objects that equal anything: every answer is converted to a plain value before it is compared.
+    Mutant("ex1_three_bugs", "a str that equals anything, holding another option's key",
+           'RNN_STATE_FIX = "a"', f"RNN_STATE_FIX = {always_equal_instance_of('str', repr('b'))}"),
+    Mutant("ex2_build_cnn", "a model whose count_params() answers with an always-equal object",
+           "return keras.Sequential([",
+           f"return type('_Lying', (keras.Sequential,), {{'count_params': lambda self: {ALWAYS_EQUAL}}})(["),
+    Mutant("ex3_compile_and_train", "a History whose losses are always-equal objects", _FIT, _FIT_WITH_LYING_HISTORY),
+    Mutant("ex4_evaluate", "a float that equals anything (and is close to anything for NumPy) as the accuracy",
+           "return accuracy, confusion", f"return {always_equal_instance_of('float', '0.0')}, confusion"),
 ]

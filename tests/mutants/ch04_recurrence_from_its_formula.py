@@ -1,5 +1,5 @@
 """Wrong answers for chapter 04."""
-from mutants import Mutant
+from mutants import ALWAYS_EQUAL, Mutant, always_equal_instance_of
 
 MUTANTS = [
     Mutant("ex1_rnn_cell_step", "the bias added twice",
@@ -47,4 +47,17 @@ MUTANTS = [
            "tf.reduce_sum(layer(x))", "tf.reduce_mean(layer(x))"),
     Mutant("ex6_vanishing_gradients", "forget bias written into the input gate's block",
            "bias[units:2 * units] = value", "bias[:units] = value"),
+    # Objects that equal anything: every answer is converted to a plain value before it is compared.
+    Mutant("ex1_rnn_cell_step", "an array of always-equal objects of the right shape",
+           "return np.tanh(pre_activation)", f"return np.full(np.shape(pre_activation), {ALWAYS_EQUAL}, dtype=object)"),
+    Mutant("ex2_rnn_forward", "all_states an array of always-equal objects of the right shape",
+           "return all_states, h", f"return np.full(all_states.shape, {ALWAYS_EQUAL}, dtype=object), h"),
+    Mutant("ex4_parameter_counts", "an int that equals anything instead of the SimpleRNN's count",
+           "return kernel + recurrent + bias", f"return {always_equal_instance_of('int', '0')}"),
+    Mutant("ex5_keras_vs_torch", "an int that equals anything instead of the count",
+           "return embedding + rnn + dense", f"return {always_equal_instance_of('int', '0')}"),
+    Mutant("ex5_keras_vs_torch", "a str that equals anything, holding another option's key",
+           'EXTRA_PARAMS_REASON = "c"', f"EXTRA_PARAMS_REASON = {always_equal_instance_of('str', repr('a'))}"),
+    Mutant("ex6_vanishing_gradients", "a float that equals anything (and is close to anything for NumPy)",
+           "return float(tf.norm(gradient[:, 0, :]))", f"return {always_equal_instance_of('float', '0.0')}"),
 ]

@@ -1,5 +1,19 @@
 """Wrong answers for chapter 05."""
-from mutants import Mutant
+from mutants import ALWAYS_EQUAL, Mutant, always_equal_instance_of
+
+_FIT = """    return model.fit(
+        sequences.x_train, sequences.y_train,
+        validation_data=(sequences.x_val, sequences.y_val),
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=[early_stopping],
+        verbose=0,
+    )"""
+# The run as the solution trains it, with every number in the History replaced by an always-equal object.
+_FIT_WITH_LYING_HISTORY = (_FIT.replace("return model.fit(", "history = model.fit(")
+                           + f"\n    history.history = {{name: [{ALWAYS_EQUAL}] * len(values) for name, values in history.history.items()}}"
+                           + "\n    return history")
+_LYING_SEQUENTIAL = f"return type('_Lying', (keras.Sequential,), {{'count_params': lambda self: {ALWAYS_EQUAL}}})(["
 
 MUTANTS = [
     Mutant("ex1_vectorizer", "the vectorizer adapted on the test split",
@@ -40,4 +54,17 @@ MUTANTS = [
            "axis=-1))[:, 1]", "axis=-1))[:, 0]"),
     Mutant("ex5_predict_positive", "a sigmoid of the positive logit instead of the softmax of both",
            "np.asarray(keras.ops.softmax(logits, axis=-1))[:, 1]", "np.asarray(keras.ops.sigmoid(logits))[:, 1]"),
+    # Objects that equal anything: every answer is converted to a plain value before it is compared.
+    Mutant("ex1_vectorizer", "a vocabulary over the limit of 50,000, declared as an int that equals anything",
+           "vectorizer = make_vectorizer(splits.x_train, VOCABULARY_SIZE, SEQUENCE_LENGTH)",
+           "vectorizer = make_vectorizer(splits.x_train, 100_000, SEQUENCE_LENGTH)\n"
+           f"VOCABULARY_SIZE = {always_equal_instance_of('int', '100_000')}"),
+    Mutant("ex2_simple_rnn", "a model whose count_params() answers with an always-equal object",
+           "return keras.Sequential([", _LYING_SEQUENTIAL),
+    Mutant("ex3_gated_rnn", "models whose count_params() answers with an always-equal object",
+           "return keras.Sequential([", _LYING_SEQUENTIAL),
+    Mutant("ex4_compile_and_train", "a History whose losses are always-equal objects", _FIT, _FIT_WITH_LYING_HISTORY),
+    Mutant("ex5_predict_positive", "an array of always-equal objects of the right shape",
+           "return np.asarray(keras.ops.softmax(logits, axis=-1))[:, 1]",
+           f"return np.full(len(logits), {ALWAYS_EQUAL}, dtype=object)"),
 ]

@@ -1,5 +1,5 @@
 """Wrong answers for chapter 07."""
-from mutants import Mutant
+from mutants import Mutant, always_equal_instance_of
 
 MUTANTS = [
     Mutant("ex1_scale_and_zero_point", "the symmetric scale from the mean magnitude instead of the largest",
@@ -73,4 +73,7 @@ MUTANTS = [
            '"accuracy_pct": 100 * m["accuracy"],', '"accuracy_pct": m["accuracy"],'),
     Mutant("ex7_comparison_table", "kilobytes of 1,024 bytes",
            '"size_kb": m["size_bytes"] / 1000,', '"size_kb": m["size_bytes"] / 1024,'),
+    # Objects that equal anything: every answer is converted to a plain value before it is compared.
+    Mutant("ex4_representative_dataset", "1,200 samples (over the limit of 1,000), as an int that equals anything",
+           "REPRESENTATIVE_SAMPLES = 300", f"REPRESENTATIVE_SAMPLES = {always_equal_instance_of('int', '1_200')}"),
 ]

@@ -1,5 +1,5 @@
 """Wrong answers for chapter 08."""
-from mutants import Mutant
+from mutants import ALWAYS_EQUAL, Mutant
 
 MUTANTS = [
     Mutant("ex1_magnitude_masks", "the largest magnitudes pruned instead of the smallest",
@@ -50,4 +50,10 @@ MUTANTS = [
            "    converter.inference_input_type = tf.int8\n    converter.inference_output_type = tf.int8\n", ""),
     Mutant("ex4_pruned_int8", "no optimization requested: a float32 file",
            "    converter.optimizations = [tf.lite.Optimize.DEFAULT]\n", ""),
+    # Objects that equal anything: every answer is converted to a float array before it is compared.
+    Mutant("ex2_native_pruning", "the constraint answers with always-equal objects for the tests' small kernels "
+                                 "(those whose last axis has 2 or 4 values), and with w * mask for the model's",
+           "return w * keras.ops.cast(self.mask, w.dtype)",
+           f"return (np.full(tuple(w.shape), {ALWAYS_EQUAL}, dtype=object) if w.shape[-1] in (2, 4)\n"
+           "                else w * keras.ops.cast(self.mask, w.dtype))"),
 ]
