@@ -7,8 +7,8 @@
 # Instructors (CHAPTER defaults to every chapter for release/validate):
 #   make release                       regenerate course/ from solutions/ (nbgrader generate_assignment)
 #   make validate                      check that every solution passes its own tests
-#   make grade CHAPTER=ch01_compute_and_energy     autograde autograder/submitted/*/CHAPTER
-#   make export                        write autograder/exports/grades.csv
+#   make grade CHAPTER=ch01_compute_and_energy     autograde grading/submitted/*/CHAPTER
+#   make export                        write grading/exports/grades.csv
 #   make grade-class CHAPTER=ch01_compute_and_energy SUBMISSIONS=folder-or.zip [WORKERS=4]
 #                                      the class grader: parallel, sandboxed, CSV + feedback
 #   make benchmark-grading             plain nbgrader vs the class grader, on this machine
@@ -57,8 +57,8 @@ grade: setup
 	for chapter in $(CHAPTER); do nbgrader autograde $$chapter || exit 1; done
 
 export: setup
-	mkdir -p autograder/exports
-	nbgrader export --to autograder/exports/grades.csv
+	mkdir -p grading/exports
+	nbgrader export --to grading/exports/grades.csv
 
 grade-class: setup
 	@test -n "$(SUBMISSIONS)" -a "$(words $(CHAPTER))" = 1 || { echo "Usage: make grade-class CHAPTER=<one chapter> SUBMISSIONS=<folder or .zip> [WORKERS=N]"; exit 2; }

@@ -47,7 +47,7 @@ def check(notebook: Path, chapter: str | None = None, out=print) -> dict[str, tu
         root = Path(scratch) / "course"
         pipeline.scratch_course(root, [chapter])
         course = grade_class.Course(root, chapter)
-        workspace = root / "autograder" / "runs" / chapter
+        workspace = course.runs
         workspace.mkdir(parents=True)
         submission = grade_class.Submission("me", notebook)
         out(f"Checking {notebook.name} ({chapter}) with the hidden tests; this runs the whole notebook "
@@ -62,7 +62,7 @@ def check(notebook: Path, chapter: str | None = None, out=print) -> dict[str, tu
             result = grader.grade(submission, slot=0)
         finally:
             users.release()
-        hints = _hints(root / "autograder" / "autograded" / "me" / chapter / f"{chapter}.ipynb")
+        hints = _hints(course.autograded("me") / f"{chapter}.ipynb")
     total, possible = result.total, sum(max_scores.values())
     out(f"{'test':40s} points")
     for grade_id, (score, max_score) in result.scores.items():

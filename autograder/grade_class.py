@@ -25,9 +25,9 @@ The flow, one module per step:
 The course's paths are ``autograder.paths``. This module runs the steps, and only ``main``
 exits.
 
-Outputs: the gradebook (``autograder/gradebook.db``), feedback
-(``autograder/feedback/<student>/<chapter>/<chapter>.html``), a CSV with one row per student
-(``autograder/exports/<chapter>.csv``) and a summary on stdout.
+Outputs: the gradebook (``grading/gradebook.db``), feedback
+(``grading/feedback/<student>/<chapter>/<chapter>.html``), a CSV with one row per student
+(``grading/exports/<chapter>.csv``) and a summary on stdout.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ from nbgrader.api import Gradebook
 from autograder import cgroups, feedback, integrity, sandbox
 from autograder.intake import (DEFAULT_LMS_REGEXP, STUDENT_ID, Submission, collect_zip,  # noqa: F401 -- the API
                                find_submissions, printable, read_regular_file, read_submission, without_duplicate_ids)
-from autograder.paths import REPOSITORY, Course, GradingError, grading_root
+from autograder.paths import REPOSITORY, STATE_FOLDER, Course, GradingError, grading_root
 from autograder.pipeline import NbgraderForks, error_lines, nbgrader_command
 from autograder.results import (FAILED, GRADED, INVALID, MISSING, TIMED_OUT, Ledger, Result,  # noqa: F401
                                 backup_gradebook, merge, recorded_scores, summary_lines, write_csv)
@@ -161,11 +161,11 @@ class Grader:
         kernel_home = self.kernels_base() / student
         for folder in (private, kernel_home):
             shutil.rmtree(folder, ignore_errors=True)
-        (private / "autograder").mkdir(parents=True)
+        (private / STATE_FOLDER).mkdir(parents=True)
         os.chmod(private, 0o700)
         (private / "solutions" / chapter).mkdir(parents=True)
-        shutil.copyfile(self.workspace / "gradebook-snapshot.db", private / "autograder" / "gradebook.db")
-        submitted = private / "autograder" / "submitted" / student / chapter / f"{chapter}.ipynb"
+        shutil.copyfile(self.workspace / "gradebook-snapshot.db", private / STATE_FOLDER / "gradebook.db")
+        submitted = private / STATE_FOLDER / "submitted" / student / chapter / f"{chapter}.ipynb"
         submitted.parent.mkdir(parents=True)
         nbformat.write(without_duplicate_ids(notebook), str(submitted))
         autograded = kernel_home / "autograded"
@@ -207,7 +207,7 @@ class Grader:
                           [f"the whole notebook ran over {self.limits.notebook_seconds} s and was stopped"])
         finally:  # nothing of the student runs while results are read back
             self._stop_everything_of(uid, group, remove=False)
-        scores = recorded_scores(private / "autograder" / "gradebook.db", chapter, student)
+        scores = recorded_scores(private / STATE_FOLDER / "gradebook.db", chapter, student)
         executed = autograded / student / chapter / f"{chapter}.ipynb"
         if returncode != 0 or not scores or not executed.is_file():
             output = log.read_text(errors="replace") if log.is_file() else ""
@@ -442,7 +442,7 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
     out("Summary")
     for line in summary_lines(results, max_total):
         out(line)
-    out(f"CSV: {csv_path}\nFeedback: {course.root / 'autograder' / 'feedback'}/<student>/{chapter}/")
+    out(f"CSV: {csv_path}\nFeedback: {course.state / 'feedback'}/<student>/{chapter}/")
     return results
 
 

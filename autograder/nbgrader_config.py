@@ -5,8 +5,9 @@ names another folder, as the tests do):
 
     solutions/<chapter>/<chapter>.ipynb         nbgrader "source": solutions and hidden tests
     course/<chapter>/<chapter>.ipynb            nbgrader "release": what students get
-    autograder/submitted/<student>/<chapter>/   student work to grade (never committed)
-    autograder/autograded/, autograder/feedback/, autograder/gradebook.db (never committed:
+    grading/submitted/<student>/<chapter>/   student work to grade
+    grading/autograded/, grading/feedback/, grading/gradebook.db, grading/exports/, grading/runs/
+    (the whole of grading/ is never committed:
     the gradebook holds the hidden tests)
 """
 import sys
@@ -20,7 +21,7 @@ c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this
 # manager below and the course's paths live in this repository's autograder package.
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from autograder.paths import grading_root  # noqa: E402
+from autograder.paths import STATE_FOLDER, grading_root  # noqa: E402
 
 GRADING_ROOT = grading_root()
 
@@ -28,11 +29,11 @@ c.CourseDirectory.root = str(GRADING_ROOT)
 c.CourseDirectory.course_id = "efficient-dl"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "course"
-c.CourseDirectory.submitted_directory = "autograder/submitted"
-c.CourseDirectory.autograded_directory = "autograder/autograded"
-c.CourseDirectory.feedback_directory = "autograder/feedback"
-c.CourseDirectory.solution_directory = "autograder/solution"
-c.CourseDirectory.db_url = f"sqlite:///{GRADING_ROOT / 'autograder' / 'gradebook.db'}"
+c.CourseDirectory.submitted_directory = "grading/submitted"
+c.CourseDirectory.autograded_directory = "grading/autograded"
+c.CourseDirectory.feedback_directory = "grading/feedback"
+c.CourseDirectory.solution_directory = "grading/solution"
+c.CourseDirectory.db_url = f"sqlite:///{GRADING_ROOT / STATE_FOLDER / 'gradebook.db'}"
 # Notebooks write models and caches next to themselves; none of that belongs in a release.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.keras", "*.tflite", "models", "artifacts"]
 

@@ -2,9 +2,9 @@
 
 The grading root is nbgrader's course folder: the repository, or the folder named by
 ``EFFICIENT_DL_GRADING_ROOT`` (tests grade in scratch copies). Everything grading writes lives
-in ignored folders under ``autograder/`` (see ``.gitignore``): the gradebook (it holds every
-hidden test), submissions, autograded notebooks, feedback, exports, and the class grader's
-runs (ledger, logs, backups of the gradebook).
+in one folder, ``grading/``, that git ignores whole: the gradebook (it holds every hidden
+test), submissions, autograded notebooks, feedback, exports, and the class grader's runs
+(ledger, logs, backups of the gradebook).
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPOSITORY / "solutions"
 COURSE = REPOSITORY / "course"
 GRADING_ROOT_ENV = "EFFICIENT_DL_GRADING_ROOT"
+# Every file grading writes, in one folder that git ignores whole: the gradebook holds every
+# hidden test, and students' work is theirs; `git add -A` must never publish either.
+STATE_FOLDER = "grading"
 
 
 class GradingError(RuntimeError):
@@ -35,7 +38,7 @@ class Course:
     @property
     def state(self) -> Path:
         """The ignored folder of grading state."""
-        return self.root / "autograder"
+        return self.root / STATE_FOLDER
 
     @property
     def db_path(self) -> Path:

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.paths import COURSE, GRADING_ROOT_ENV, REPOSITORY, SOLUTIONS  # noqa: F401 -- used by the tests
+from autograder.paths import COURSE, GRADING_ROOT_ENV, REPOSITORY, SOLUTIONS, STATE_FOLDER  # noqa: F401 -- used by the tests
 
 
 class NbgraderFailed(RuntimeError):
@@ -153,7 +153,7 @@ def scratch_course(root: Path, chapter_names: list[str]) -> Path:
     for chapter in chapter_names:
         shutil.copytree(SOLUTIONS / chapter, root / "solutions" / chapter,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    (root / "autograder").mkdir(parents=True, exist_ok=True)
+    (root / STATE_FOLDER).mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -165,7 +165,7 @@ def generate_release(root: Path, chapter: str) -> Path:
 
 def submit(root: Path, chapter: str, student: str, notebook: Path) -> Path:
     """Place a student's notebook where nbgrader autograde looks for it."""
-    target = notebook_path(root / "autograder" / "submitted" / student, chapter)
+    target = notebook_path(root / STATE_FOLDER / "submitted" / student, chapter)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(notebook, target)
     return target
@@ -189,7 +189,7 @@ def recorded_scores(root: Path, chapter: str, student: str) -> dict[str, CellSco
     """The score of every graded cell of one student's submission, as the gradebook holds it."""
     from nbgrader.api import Gradebook
 
-    database = f"sqlite:///{root / 'autograder' / 'gradebook.db'}"
+    database = f"sqlite:///{root / STATE_FOLDER / 'gradebook.db'}"
     with Gradebook(database) as gradebook:
         submission = gradebook.find_submission_notebook(chapter, chapter, student)
         return {

@@ -138,7 +138,7 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
     expected["network"] = (FULL, {})
 
     # Copies the answers out of solutions/ or the gradebook if it can read them; wrong answers otherwise.
-    secrets = [course_root / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", course_root / "autograder" / "gradebook.db"]
+    secrets = [course_root / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", course_root / "grading" / "gradebook.db"]
     snooping = replace_in(answered(), "ex6_training_energy_and_cost", "    joules = seconds * watts_per_accelerator * n_accelerators * pue\n",
                           f"    from pathlib import Path\n    readable = []\n    for secret in {[str(p) for p in secrets]!r}:\n"
                           "        try:\n            readable.append(len(Path(secret).read_bytes()) > 0)\n"
@@ -197,7 +197,7 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
 
     # Intake: what root must never open or follow. Each is refused by name, none stops the run.
     for student, target in (("link_to_root_file", root_only_file(course_root)),
-                            ("link_to_gradebook", course_root / "autograder" / "gradebook.db"),
+                            ("link_to_gradebook", course_root / "grading" / "gradebook.db"),
                             ("link_to_solution", course_root / "solutions" / CHAPTER / f"{CHAPTER}.ipynb")):
         (folder / student).mkdir()
         (folder / student / f"{CHAPTER}.ipynb").symlink_to(target)
@@ -316,7 +316,7 @@ def build_batch(folder: Path, course_root: Path, port: int) -> dict[str, tuple[f
     # Reads every other process's command line (the grader's names the submissions folder),
     # then looks for the notebook nbgrader executes, hidden tests inside, anywhere it can reach.
     spy = answered()
-    own = course_root / "autograder" / "runs" / CHAPTER / "private" / "spy" / "autograder" / "submitted" / "spy"
+    own = course_root / "grading" / "runs" / CHAPTER / "private" / "spy" / "grading" / "submitted" / "spy"
     cell(spy, "ex7_batch_size_sweep").source += (
         "\n\nimport os\n_seen = []\nfor _pid in os.listdir('/proc'):\n    try:\n"
         "        _seen.append(open(f'/proc/{_pid}/cmdline', 'rb').read().replace(b'\\0', b' ').decode())\n"
@@ -530,7 +530,7 @@ def check_each_problem_is_named_in_the_summary(graded_batch):
 
 
 def check_the_csv_has_a_row_per_student_and_a_column_per_test(graded_batch):
-    rows = list(csv.DictReader((graded_batch["root"] / "autograder" / "exports" / f"{CHAPTER}.csv").open()))
+    rows = list(csv.DictReader((graded_batch["root"] / "grading" / "exports" / f"{CHAPTER}.csv").open()))
     by_student = {row["student"]: row for row in rows}
     assert set(by_student) == set(graded_batch["expected"]) | {"(max)"}
     assert float(by_student["(max)"]["total"]) == FULL
@@ -542,7 +542,7 @@ def check_the_csv_has_a_row_per_student_and_a_column_per_test(graded_batch):
 
 def check_the_gradebook_holds_every_grade_and_survived_the_snooper(graded_batch):
     root = graded_batch["root"]
-    with sqlite3.connect(root / "autograder" / "gradebook.db") as db:
+    with sqlite3.connect(root / "grading" / "gradebook.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         students = {row[0] for row in db.execute("SELECT id FROM student")}
     assert not any("\x1b" in name or "\\x1b" in name for name in students), "an unusable id was registered"
@@ -557,7 +557,7 @@ def check_root_never_follows_a_students_link(graded_batch):
         return "skipped: the kernel runs as the grader's own user here"
     path = root_only_file(graded_batch["root"])
     assert (path.read_bytes(), os.stat(path).st_mode) == graded_batch["root_file_before"], "root's file was changed"
-    graded = graded_batch["root"] / "autograder" / "autograded" / "link_planter" / CHAPTER / f"{CHAPTER}.ipynb"
+    graded = graded_batch["root"] / "grading" / "autograded" / "link_planter" / CHAPTER / f"{CHAPTER}.ipynb"
     assert graded.is_file() and not graded.is_symlink()
     assert graded_batch["results"]["link_to_solution"].total == 0, "a link to the solution earns nothing"
 
@@ -565,10 +565,10 @@ def check_root_never_follows_a_students_link(graded_batch):
 def check_output_is_capped_in_bytes_and_feedback_runs_no_script(graded_batch):
     root = graded_batch["root"]
     for kind in ("autograded", "feedback"):
-        pages = [p for p in (root / "autograder" / kind / "huge_line").rglob("*") if p.is_file()]
+        pages = [p for p in (root / "grading" / kind / "huge_line").rglob("*") if p.is_file()]
         assert pages and max(p.stat().st_size for p in pages) < 5 * 2**20, f"{kind}: {[p.stat().st_size for p in pages]}"
     assert any("output over the limit, cut: ex2_convolution_flops" in note for note in graded_batch["results"]["huge_line"].notes)
-    page = (root / "autograder" / "feedback" / "html_output" / CHAPTER / f"{CHAPTER}.html").read_text()
+    page = (root / "grading" / "feedback" / "html_output" / CHAPTER / f"{CHAPTER}.html").read_text()
     assert "edl_pwned" in page, "the output is shown, as text"
     assert not re.search(r"<script>window\.edl_pwned|<img[^>]*onerror", page), "the student's HTML is live in the page"
 
@@ -590,7 +590,7 @@ def check_no_process_of_a_sandbox_user_survives(graded_batch):
 
 
 def printed_in(graded_batch, student: str, grade_id: str) -> str:
-    graded = graded_batch["root"] / "autograder" / "autograded" / student / CHAPTER / f"{CHAPTER}.ipynb"
+    graded = graded_batch["root"] / "grading" / "autograded" / student / CHAPTER / f"{CHAPTER}.ipynb"
     return "".join(o.get("text", "") for o in cell(nbformat.read(str(graded), 4), grade_id).outputs)
 
 
@@ -605,7 +605,7 @@ def check_the_sandbox_holds_processes_memory_and_disk(graded_batch):
         return f"skipped: the full sandbox is missing here ({'; '.join(CAPABILITIES.notices())})"
     forked = int(re.search(r"forked: (\d+)", printed_in(graded_batch, "fork_bomb", "ex3_weights_memory")).group(1))
     assert forked < LIMITS.max_processes, f"{forked} processes for one student, past {LIMITS.max_processes}"
-    graded = graded_batch["root"] / "autograder" / "autograded" / "memory_split" / CHAPTER / f"{CHAPTER}.ipynb"
+    graded = graded_batch["root"] / "grading" / "autograded" / "memory_split" / CHAPTER / f"{CHAPTER}.ipynb"
     hogging = next(c for c in nbformat.read(str(graded), 4).cells if c.source.startswith("# memory_split"))
     stopped = json.dumps(hogging.outputs)
     assert "-9" in stopped or "KernelDied" in stopped, f"three children together took more than the student's memory: {stopped}"
@@ -635,7 +635,7 @@ def check_no_network_from_a_kernel(graded_batch):
     if not CAPABILITIES.no_network:
         return "skipped: this machine allows no separate network namespace"
     assert graded_batch["listener"].connections == 0
-    graded = nbformat.read(str(graded_batch["root"] / "autograder" / "autograded" / "network" / CHAPTER / f"{CHAPTER}.ipynb"), 4)
+    graded = nbformat.read(str(graded_batch["root"] / "grading" / "autograded" / "network" / CHAPTER / f"{CHAPTER}.ipynb"), 4)
     printed = "".join(o.get("text", "") for o in cell(graded, "ex5_training_compute").outputs)
     assert "network blocked" in printed
 
@@ -644,7 +644,7 @@ def check_kernels_cannot_read_solutions_or_the_gradebook(graded_batch):
     if not CAPABILITIES.hidden_paths:
         return "skipped: hiding paths needs root and mount namespaces"
     assert graded_batch["results"]["snooper"].scores["test_ex6_training_energy_and_cost"][0] == 0
-    graded = nbformat.read(str(graded_batch["root"] / "autograder" / "autograded" / "curious" / CHAPTER / f"{CHAPTER}.ipynb"), 4)
+    graded = nbformat.read(str(graded_batch["root"] / "grading" / "autograded" / "curious" / CHAPTER / f"{CHAPTER}.ipynb"), 4)
     printed = "".join(o.get("text", "") for o in cell(graded, "ex7_batch_size_sweep").outputs)
     assert "token: None" in printed, f"the grader's environment reached the kernel: {printed!r}"
     assert "classmate readable: False" in printed and "tests readable: False" in printed, printed
@@ -659,7 +659,7 @@ def check_feedback_never_shows_hidden_tests(graded_batch):
         visible |= {line.strip() for line in (shown + after).splitlines()}
     hidden -= visible  # a hidden test may repeat a line the student already sees
     assert hidden
-    pages = list((graded_batch["root"] / "autograder" / "feedback").rglob("*.html"))
+    pages = list((graded_batch["root"] / "grading" / "feedback").rglob("*.html"))
     graded = {s for s, r in graded_batch["results"].items() if r.status == "graded"}
     assert {page.parts[-3] for page in pages} == graded and len(graded) == 29, "one feedback page per graded student"
     for page in pages:
@@ -715,7 +715,7 @@ def test_an_lms_zip_is_collected_with_nbgrader_zip_collect(tmp_path):
         for student in ("alice", "bob.smith", "..", "-rf"):
             name = f"{CHAPTER}_{student}_attempt_2026-11-01-10-00-00_{CHAPTER}.ipynb"
             zipped.writestr(name, nbformat.writes(answered()))
-    workspace = root / "autograder" / "runs" / CHAPTER
+    workspace = root / "grading" / "runs" / CHAPTER
     workspace.mkdir(parents=True)
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     folder, refused = grade_class.collect_zip(archive, grade_class.Course(root, CHAPTER), workspace,
@@ -754,7 +754,7 @@ def test_the_grader_refuses_a_weaker_sandbox_unless_told(tmp_path, capsys):
         os.environ.pop("EFFICIENT_DL_GRADING_ROOT")
     assert "bubblewrap (bwrap) is not installed" in str(refused.value)
     assert grade_class.WEAKER_SANDBOX_FLAG in str(refused.value), "the message says how to go on anyway"
-    assert not (root / "autograder" / "gradebook.db").exists(), "refused before anything was written"
+    assert not (root / "grading" / "gradebook.db").exists(), "refused before anything was written"
     assert code == 2 and "neither a folder of students nor a .zip export" in capsys.readouterr().err
 
 
@@ -827,3 +827,14 @@ def test_a_kernel_inherits_an_allow_list_of_the_graders_environment():
                            "TF_NUM_INTRAOP_THREADS": "1", "PYTHONPATH": "/course",
                            "HOME": "/tmp/kernel-home", "TMPDIR": "/tmp/kernel-home",
                            "MPLCONFIGDIR": "/tmp/kernel-home/.matplotlib"}
+
+
+def test_all_grading_state_is_in_one_folder_that_git_ignores():
+    course = grade_class.Course(pipeline.REPOSITORY, CHAPTER)
+    state = [course.db_path, course.runs / "ledger.db", course.runs / "backups" / "gradebook-before-1.db",
+             course.csv_path, course.feedback("someone") / f"{CHAPTER}.html", course.autograded("someone"),
+             pipeline.notebook_path(course.state / "submitted" / "someone", CHAPTER)]
+    assert all(path.is_relative_to(pipeline.REPOSITORY / "grading") for path in state)
+    checked = subprocess.run(["git", "check-ignore", "--no-index", *map(str, state)], cwd=pipeline.REPOSITORY,
+                             capture_output=True, text=True)
+    assert sorted(checked.stdout.split()) == sorted(map(str, state)), "every path of grading state is ignored"
