@@ -9,8 +9,9 @@
 #   make validate                      check that every solution passes its own tests
 #   make grade CHAPTER=ch01_compute_and_energy     autograde grading/submitted/*/CHAPTER
 #   make export                        write grading/exports/grades.csv
-#   make grade-class CHAPTER=ch01_compute_and_energy SUBMISSIONS=folder-or.zip [WORKERS=4]
-#                                      the class grader: parallel, sandboxed, CSV + feedback
+#   make grade-class CHAPTER=ch01_compute_and_energy SUBMISSIONS=folder-or.zip [WORKERS=4] [GRADE_ARGS=...]
+#                                      the class grader: parallel, sandboxed, CSV + feedback (as root;
+#                                      GRADE_ARGS=--allow-weaker-sandbox where bubblewrap or cgroups are missing)
 #   make benchmark-grading             plain nbgrader vs the class grader, on this machine
 #
 # Students studying alone:
@@ -62,7 +63,7 @@ export: setup
 
 grade-class: setup
 	@test -n "$(SUBMISSIONS)" -a "$(words $(CHAPTER))" = 1 || { echo "Usage: make grade-class CHAPTER=<one chapter> SUBMISSIONS=<folder or .zip> [WORKERS=N]"; exit 2; }
-	$(BIN)/python -m autograder.grade_class $(CHAPTER) $(SUBMISSIONS) $(if $(WORKERS),--workers $(WORKERS))
+	$(BIN)/python -m autograder.grade_class $(CHAPTER) $(SUBMISSIONS) $(if $(WORKERS),--workers $(WORKERS)) $(GRADE_ARGS)
 
 check: setup
 	@test -n "$(NOTEBOOK)" || { echo "Usage: make check NOTEBOOK=course/<chapter>/<chapter>.ipynb"; exit 2; }
