@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import os
 import queue
@@ -212,8 +213,9 @@ class Grader:
         if returncode != 0 or not scores or not executed.is_file():
             output = log.read_text(errors="replace") if log.is_file() else ""
             return Result(student, FAILED, self._nothing(), [], [f"nbgrader autograde failed: {_last_error(output)}"])
-        notes = _execution_notes(report)
-        flagged = _execution_flags(report)
+        execution = json.loads(report.read_text()) if report.is_file() else {}
+        notes = _execution_notes(execution)
+        flagged = _execution_flags(execution)
         if group is not None and (peak := group.peak_memory_bytes()):
             notes += [f"used {peak / 2**30:.1f} GiB, the memory limit"] if peak >= self.limits.memory_bytes * 0.98 else []
         target = self.course.autograded(student)
@@ -224,12 +226,11 @@ class Grader:
             return Result(student, FAILED, self._nothing(), [], [f"the graded notebook could not be read back ({error})"])
         (target / executed.name).write_bytes(graded_bytes)
         feedback.write_feedback(target / executed.name, self.release_notebook(), scores, self.course.feedback(student))
-        timing = json.loads(report.read_text()) if report.is_file() else {}
         shutil.rmtree(kernel_home, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
         return Result(student, GRADED, scores, [], notes, flagged=flagged,
-                      kernel_seconds=float(timing.get("kernel_seconds", 0.0)),
-                      cell_seconds=float(timing.get("cell_seconds", 0.0)))
+                      kernel_seconds=float(execution.get("kernel_seconds", 0.0)),
+                      cell_seconds=float(execution.get("cell_seconds", 0.0)))
 
     def run_secrets(self) -> list[Path]:
         """For the weaker sandbox's deny-list: what this run holds that a kernel must not see
@@ -250,7 +251,7 @@ class Grader:
         base = self.workspace / "kernels"
         if (self.capabilities.separate_user and not self.capabilities.bubblewrap
                 and sandbox.untraversable_ancestor(str(self.workspace))):
-            base = Path(tempfile.gettempdir()) / f"efficient-dl-kernels-{abs(hash(str(self.workspace))) % 10**12}"
+            base = Path(tempfile.gettempdir()) / f"efficient-dl-kernels-{hashlib.sha1(str(self.workspace).encode()).hexdigest()[:12]}"
         base.mkdir(parents=True, exist_ok=True)
         os.chmod(base, 0o711)
         return base
@@ -287,16 +288,14 @@ def _last_error(log: str) -> str:
     return (lines or ["no output"])[-1].strip()[:300]
 
 
-def _execution_flags(report: Path) -> list[str]:
-    data = json.loads(report.read_text()) if report.is_file() else {}
+def _execution_flags(data: dict) -> list[str]:
+    """From ResilientExecute's report: what needs a person's review."""
     return [f"{cell}: the kernel could not be verified before this test (its machinery was changed)"
             for cell in data.get("unverified_before", [])]
 
 
-def _execution_notes(report: Path) -> list[str]:
-    if not report.is_file():
-        return []
-    data = json.loads(report.read_text())
+def _execution_notes(data: dict) -> list[str]:
+    """From ResilientExecute's report: what happened while the notebook ran, in words."""
     notes = [f"kernel died in {cell}" for cell in data.get("kernel_died_in", [])]
     notes += [f"cell timed out: {cell}" for cell in data.get("timed_out_in", [])]
     notes += [f"put back before {cell}: {', '.join(sorted(set(names)))}"

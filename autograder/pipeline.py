@@ -31,15 +31,9 @@ def notebook_path(folder: Path, chapter: str) -> Path:
 
 def nbgrader(root: Path, *arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run `nbgrader <arguments>` on the course folder ``root``; raise with its log on failure."""
-    environment = {
-        **os.environ,
-        GRADING_ROOT_ENV: str(root),
-        # nbgrader runs `alembic` (for the gradebook) and kernels by name: find this environment's.
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-    }
     command = [sys.executable, "-m", "nbgrader", *arguments]
     # cwd=REPOSITORY so nbgrader finds nbgrader_config.py, which points it at ``root``.
-    completed = subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True,
+    completed = subprocess.run(command, cwd=REPOSITORY, env=nbgrader_environment(root), capture_output=True,
                                text=True, timeout=timeout)
     if completed.returncode != 0:
         errors = "\n".join(error_lines(completed.stderr))[-12000:] or "(none logged)"
@@ -64,6 +58,8 @@ def nbgrader_command(course_root: Path, *arguments: str, cwd: Path = REPOSITORY,
 
 
 def nbgrader_environment(course_root: Path, env: dict | None = None) -> dict[str, str]:
+    """nbgrader on ``course_root``: it runs `alembic` (for the gradebook) and kernels by name, so
+    this environment's come first on PATH; kernels import the autograder package."""
     return {**os.environ, GRADING_ROOT_ENV: str(course_root),
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),

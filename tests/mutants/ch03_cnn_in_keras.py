@@ -2,7 +2,7 @@
 
 Every mutant of this chapter costs a training run (Exercise 3's hidden test trains a CNN
 whatever was mutated), so the list keeps one or two telling mistakes per exercise."""
-from mutants import ALWAYS_EQUAL, Mutant, always_equal_instance_of
+from mutants import ALWAYS_EQUAL, Mutant, always_equal_instance_of, with_lying_history
 
 _FIT = """    return trainer.fit(
         splits.x_train, splits.y_train,
@@ -12,10 +12,7 @@ _FIT = """    return trainer.fit(
         callbacks=[early_stopping],
         verbose=0,
     )"""
-# The run as the solution trains it, with every number in the History replaced by an always-equal object.
-_FIT_WITH_LYING_HISTORY = (_FIT.replace("return trainer.fit(", "history = trainer.fit(")
-                           + f"\n    history.history = {{name: [{ALWAYS_EQUAL}] * len(values) for name, values in history.history.items()}}"
-                           + "\n    return history")
+_FIT_WITH_LYING_HISTORY = with_lying_history(_FIT)
 
 MUTANTS = [
     Mutant("ex1_three_bugs", "the original's flatten size (no pooling taken into account)",

@@ -1,5 +1,5 @@
 """Wrong answers for chapter 05."""
-from mutants import ALWAYS_EQUAL, Mutant, always_equal_instance_of
+from mutants import ALWAYS_EQUAL, Mutant, always_equal_instance_of, with_lying_history
 
 _FIT = """    return model.fit(
         sequences.x_train, sequences.y_train,
@@ -9,10 +9,7 @@ _FIT = """    return model.fit(
         callbacks=[early_stopping],
         verbose=0,
     )"""
-# The run as the solution trains it, with every number in the History replaced by an always-equal object.
-_FIT_WITH_LYING_HISTORY = (_FIT.replace("return model.fit(", "history = model.fit(")
-                           + f"\n    history.history = {{name: [{ALWAYS_EQUAL}] * len(values) for name, values in history.history.items()}}"
-                           + "\n    return history")
+_FIT_WITH_LYING_HISTORY = with_lying_history(_FIT)
 _LYING_SEQUENTIAL = f"return type('_Lying', (keras.Sequential,), {{'count_params': lambda self: {ALWAYS_EQUAL}}})(["
 
 MUTANTS = [
