@@ -122,8 +122,10 @@ class Grader:
     def _stop_everything_of(uid: int | None, group: cgroups.StudentCgroup | None, remove: bool = True) -> None:
         """Nothing the student started runs on: their cgroup emptied (and removed), their uid's
         processes killed (the PID namespace has ended them already; this is for a weaker sandbox)."""
-        if group is not None:
-            group.remove() if remove else group.kill()
+        if group is not None and remove:
+            group.remove()
+        elif group is not None:
+            group.kill()
         if uid is not None:
             sandbox.kill_user_processes(uid)
 
@@ -419,7 +421,7 @@ def grade_class(chapter: str, submissions_path: Path, workers: int | None = None
             try:
                 result = grader.grade(submission, slot)
             except Exception as error:  # one broken submission never stops the class
-                result = Result(submission.student, FAILED, {k: (0.0, v) for k, v in max_scores.items()}, [],
+                result = Result(submission.student, FAILED, grader._nothing(), [],
                                 [f"grader error: {type(error).__name__}: {error}"])
                 grader.merge(result)
             ledger.record(result, digest)
