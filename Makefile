@@ -6,6 +6,8 @@
 #
 # Instructors (CHAPTER defaults to every chapter for release/validate):
 #   make release                       regenerate course/ from solutions/ (nbgrader generate_assignment)
+#   make colab-cells                   write the Colab badge and install cell into solutions/ (from
+#                                      [tool.efficient-dl] in pyproject.toml), then make release
 #   make validate                      check that every solution passes its own tests
 #   make grade CHAPTER=ch01_compute_and_energy     autograde grading/submitted/*/CHAPTER
 #   make export                        write grading/exports/grades.csv
@@ -27,7 +29,7 @@ PYTEST_ARGS ?=
 # nbgrader calls `alembic` and starts kernels by name: the environment's own must come first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup lab test release validate grade export grade-class check benchmark-grading clean
+.PHONY: setup lab test release colab-cells validate grade export grade-class check benchmark-grading clean
 
 setup: $(STAMP)
 
@@ -48,8 +50,17 @@ lab: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# nbgrader records the release in grading/gradebook.db; without that folder it fails after having
+# deleted course/<chapter> (git ignores grading/ whole).
 release: setup
+	mkdir -p grading
 	for chapter in $(CHAPTER); do nbgrader generate_assignment $$chapter --force || exit 1; done
+
+# Every notebook's "Open in Colab" badge and Colab install cell, from the one setting that names
+# where the course is published; idempotent (autograder/colab.py), then the release again.
+colab-cells: setup
+	$(BIN)/python -m autograder.colab $(CHAPTER)
+	$(MAKE) release CHAPTER="$(CHAPTER)"
 
 validate: setup
 	for chapter in $(CHAPTER); do nbgrader validate solutions/$$chapter/$$chapter.ipynb || exit 1; done

@@ -163,21 +163,33 @@ def _names(source: str) -> tuple[set[str], set[str]] | None:
     return visitor.bound, visitor.free
 
 
-def cells_that_can_observe(notebook, answer_id: str):
-    """The notebook pruned to what can see a change to one answer cell: setup and answer
-    cells, and the grade cells after it that read a name it binds (directly, or through
-    another cell or function that reads one); plus the cells that bind names those need.
+def observers_and_kept(notebook, answer_id: str, variants: dict[str, list[str]] | None = None
+                       ) -> tuple[frozenset[int], frozenset[int]]:
+    """Where a change to one answer cell can reach, as indices into
+    ``graded_cells_only(notebook).cells``: (the cells that can observe it, the answer cell
+    included; the cells a run that checks it must keep).
 
-    A grade cell left out ran before the change or reads nothing it touched, so it scores
-    what it scores on the reference solution (tested on its own). Python binds globals late,
-    so a function defined anywhere that reads a changed name counts as changed.
+    A cell observes the change if it reads a name the answer cell binds, directly or through
+    another observing cell or a function that reads one; a grade cell observes it only if it
+    comes after the answer. Kept: setup and answer cells, the observing grade cells, and the
+    grade cells that bind names those need (a visible test's data).
+
+    ``variants`` ({answer_id: [other sources]}) are other texts answer cells may hold in the
+    same run (mutants): each answer cell's names are merged with theirs, so the result holds
+    whichever of them the cells hold. A cell (or variant) that is not plain Python means we
+    cannot tell: everything observes, everything is kept.
     """
-    pruned = graded_cells_only(notebook)
-    cells = pruned.cells
+    cells = graded_cells_only(notebook).cells
     changed_at = next(i for i, cell in enumerate(cells) if grade_id(cell) == answer_id and is_solution(cell))
-    names = [_names(cell.source) for cell in cells]
+    names = []
+    for cell in cells:
+        sources = [cell.source] + (list((variants or {}).get(grade_id(cell), [])) if is_solution(cell) else [])
+        parsed = [_names(source) for source in sources]
+        names.append(None if None in parsed else (set().union(*(b for b, _ in parsed)),
+                                                   set().union(*(f for _, f in parsed))))
     if any(entry is None for entry in names):
-        return pruned  # cannot tell: run everything
+        everything = frozenset(range(len(cells)))
+        return everything, everything
     tainted = set(names[changed_at][0])
     observing = {changed_at}
     grown = True
@@ -197,8 +209,27 @@ def cells_that_can_observe(notebook, answer_id: str):
         needed = set().union(*(names[later][1] for later in kept if later > index))
         if names[index][0] & needed:
             kept.add(index)
-    pruned.cells = [cell for index, cell in enumerate(cells) if index in kept]
+    return frozenset(observing), frozenset(kept)
+
+
+def keep_cells(notebook, indices):
+    """``graded_cells_only(notebook)`` with only the cells at ``indices`` (of its cells)."""
+    pruned = graded_cells_only(notebook)
+    pruned.cells = [cell for index, cell in enumerate(pruned.cells) if index in indices]
     return pruned
+
+
+def cells_that_can_observe(notebook, answer_id: str):
+    """The notebook pruned to what can see a change to one answer cell: setup and answer
+    cells, and the grade cells after it that read a name it binds (directly, or through
+    another cell or function that reads one); plus the cells that bind names those need
+    (observers_and_kept).
+
+    A grade cell left out ran before the change or reads nothing it touched, so it scores
+    what it scores on the reference solution (tested on its own). Python binds globals late,
+    so a function defined anywhere that reads a changed name counts as changed.
+    """
+    return keep_cells(notebook, observers_and_kept(notebook, answer_id)[1])
 
 
 def execute(notebook, working_directory: Path, timeout: int = 300):

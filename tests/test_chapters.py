@@ -5,9 +5,11 @@
 3. each release, submitted unchanged, scores the floor (0) with every test cell failing
    (1 to 3 in one test per chapter, on a scratch course);
 4. every mutant (a wrong answer, tests/mutants/) loses exactly its exercise's points. A
-   mutant runs only the grade cells that can observe it (notebook_grading.cells_that_can_observe):
+   mutant runs only the grade cells that can observe it (notebook_grading.observers_and_kept):
    the others read nothing it changed, so they score what they score on the solution (2.),
-   and a chapter's expensive training check reruns only for the mutants of its own exercise;
+   and a chapter's expensive training check reruns only for the mutants of its own exercise.
+   Mutants of exercises that cannot see each other share one notebook run (mutants.rounds),
+   so a chapter costs about as many runs as its exercise with the most mutants;
 5. no solution or hidden test reaches course/; outputs stripped; grade_ids unique;
    `nbgrader validate` accepts the solutions; every exercise has the same shape.
 """
@@ -23,9 +25,12 @@ import pytest
 
 from autograder import pipeline
 from alternatives import ALTERNATIVES, rounds
-from notebook_grading import (answer_cell, answered_release, cells_that_can_observe, execute, grade_cell_scores,
-                              grade_id, graded_cells_only, read, release_filled_in)
-from mutants import MUTANTS
+from nbgrader.utils import is_grade
+from notebook_grading import (answer_cell, answered_release, execute, grade_cell_scores, grade_id, graded_cells_only,
+                              keep_cells, observers_and_kept, read, release_filled_in)
+from mutants import MUTANTS, observing_cells
+from mutants import rounds as mutant_rounds
+from mutants import variants as mutant_variants
 
 # EFFICIENT_DL_TEST_CHAPTERS=ch04_x,ch05_y limits a run to some chapters (while writing them).
 _SELECTED = [name for name in os.environ.get("EFFICIENT_DL_TEST_CHAPTERS", "").split(",") if name]
@@ -92,24 +97,61 @@ def test_chapter_through_nbgrader(tmp_path, chapter):
     assert not problems, "\n".join(problems)
 
 
-MUTANT_CASES = [pytest.param(chapter, mutant, id=f"{chapter}-{mutant.answer_id}-{mutant.mistake}")
-                for chapter in CHAPTERS for mutant in MUTANTS.get(chapter, [])]
+def _mutant_rounds(chapter):
+    mutants = MUTANTS.get(chapter, [])
+    try:
+        return mutant_rounds(read(pipeline.notebook_path(pipeline.SOLUTIONS, chapter)), mutants) if mutants else []
+    except Exception:  # a notebook that does not read: one run per mutant, each failing with the reason
+        return [[mutant] for mutant in mutants]
+
+
+MUTANT_ROUNDS = [pytest.param(chapter, group, id=f"{chapter}-round{number}")
+                 for chapter in CHAPTERS for number, group in enumerate(_mutant_rounds(chapter), 1)]
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("chapter, mutant", MUTANT_CASES)
-def test_mutant_loses_exactly_its_exercise(tmp_path, chapter, mutant):
+@pytest.mark.parametrize("chapter, mutants", MUTANT_ROUNDS)
+def test_mutants_lose_exactly_their_exercises(tmp_path, chapter, mutants):
+    """One notebook run checks a round of mutants of different exercises that cannot see each
+    other (mutants.rounds): each mutant's own grade cell scores 0, and every other grade cell
+    that can observe it, like every grade cell none of them can observe, keeps full marks."""
+    solution = read(pipeline.notebook_path(pipeline.SOLUTIONS, chapter))
+    observers = observing_cells(solution, MUTANTS[chapter])
+    merged = mutant_variants(solution, MUTANTS[chapter])
     notebook = read(pipeline.notebook_path(pipeline.SOLUTIONS, chapter))
-    cell = answer_cell(notebook, mutant.answer_id)
-    assert mutant.original in cell.source, f"mutant is stale: {mutant.original!r} is no longer in the solution"
-    cell.source = cell.source.replace(mutant.original, mutant.replacement)
+    kept = set()
+    for mutant in mutants:
+        cell = answer_cell(notebook, mutant.answer_id)
+        assert mutant.original in cell.source, (
+            f"{chapter}-{mutant.name}: mutant is stale: {mutant.original!r} is no longer in the solution")
+        cell.source = cell.source.replace(mutant.original, mutant.replacement)
+        kept |= observers_and_kept(solution, mutant.answer_id, merged)[1]
+    assert len({m.answer_id for m in mutants}) == len(mutants), "two mutants of one exercise in a round"
+    graded = graded_cells_only(notebook).cells
+    observed_by = {}  # grade_id of a kept grade cell -> the round's mutant that can observe it
+    for mutant in mutants:
+        for index in observers[mutant.answer_id] & kept:
+            if is_grade(graded[index]):
+                assert grade_id(graded[index]) not in observed_by, "mutants of a round observed by one grade cell"
+                observed_by[grade_id(graded[index])] = mutant
 
-    scores = grade_cell_scores(execute(cells_that_can_observe(notebook, mutant.answer_id), tmp_path))
+    scores = grade_cell_scores(execute(keep_cells(notebook, kept), tmp_path))
 
-    assert scores[mutant.test_id][0] == 0, f"{mutant.test_id} did not catch: {mutant.mistake}"
-    collateral = {name: score for name, (score, max_score) in scores.items()
-                  if name != mutant.test_id and score != max_score}
-    assert not collateral, f"the mutant also cost points elsewhere: {collateral}"
+    problems = []
+    for mutant in mutants:
+        if mutant.test_id not in scores:
+            problems.append(f"{chapter}-{mutant.name}: {mutant.test_id} did not run")
+        elif scores[mutant.test_id][0] != 0:
+            problems.append(f"{chapter}-{mutant.name}: {mutant.test_id} did not catch: {mutant.mistake}")
+        collateral = {name: score for name, (score, max_score) in scores.items()
+                      if name != mutant.test_id and observed_by.get(name) == mutant and score != max_score}
+        if collateral:
+            problems.append(f"{chapter}-{mutant.name}: the mutant also cost points elsewhere: {collateral}")
+    unobserved = {name: score for name, (score, max_score) in scores.items()
+                  if name not in observed_by and score != max_score}
+    if unobserved:
+        problems.append(f"grade cells that no mutant of the round can observe lost points: {unobserved}")
+    assert not problems, "\n".join(problems)
 
 
 ALTERNATIVE_ROUNDS = [pytest.param(chapter, group, id=f"{chapter}-round{number}")

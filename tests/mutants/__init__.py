@@ -5,10 +5,26 @@ One module per chapter, named after it, holding a list ``MUTANTS``.
 A mutant names the answer cell it changes and a textual edit of the reference solution
 (the `original` text must occur in the solution, so a rewrite of the solution that makes a
 mutant stale fails loudly instead of silently testing nothing).
+
+Mutants are checked in rounds (``rounds``): one notebook run holds mutants of several
+exercises at once when the static data flow (notebook_grading.observers_and_kept) shows they
+cannot see each other. That analysis follows names only; a mutant whose effect can leak
+through other global state (the random seed, files, the Keras dtype policy, environment
+variables) or through an object it changes in place (an array a setup cell binds) runs alone:
+set ``alone=True``, or let ``GLOBAL_STATE`` spot it in its text.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# What a mutant's original or replacement text touches that is shared state but no name: the
+# random generators, the working directory's files, Keras' global policy, the environment.
+# A seed passed as an argument (``shuffle(..., seed=seed)``) is a name, not shared state: only the
+# calls that set a generator's seed count, and only the setters of the dtype policy.
+GLOBAL_STATE = re.compile(r"set_random_seed|set_seed|random\.seed|set_dtype_policy|set_global_policy|\.save|save_|"
+                          r"load|open\(|write|unlink|remove|mkdir|chdir|environ|os\.|shutil|Path\(|clear_session|"
+                          r"global\b")
 
 
 @dataclass(frozen=True)
@@ -17,10 +33,19 @@ class Mutant:
     mistake: str
     original: str
     replacement: str
+    alone: bool = False  # never share a notebook run (an effect the data flow cannot see)
 
     @property
     def test_id(self) -> str:
         return f"test_{self.answer_id}"
+
+    @property
+    def runs_alone(self) -> bool:
+        return self.alone or bool(GLOBAL_STATE.search(self.original) or GLOBAL_STATE.search(self.replacement))
+
+    @property
+    def name(self) -> str:
+        return f"{self.answer_id}-{self.mistake}"
 
 
 # An answer that solves nothing: an object equal to anything, on either side of every comparison,
@@ -62,3 +87,57 @@ def _collect() -> dict[str, list[Mutant]]:
 
 
 MUTANTS = _collect()
+
+
+def rounds(solution, mutants: list[Mutant]) -> list[list[Mutant]]:
+    """The mutants grouped into notebook runs that cannot interfere.
+
+    Two mutants share a run only if they change different exercises and the cells that can
+    observe one (its answer cell, every cell that reads a name it binds, transitively, and the
+    grade cells among them) are disjoint from the cells that can observe the other. So neither
+    answer cell reads the other's names, no cell (grade cell or not) sees both, and every grade
+    cell of the run sees at most one mutant: it scores what it would score with that mutant
+    alone. The analysis merges each answer cell's names with those of all its mutants, so it
+    holds whichever of them a run applies. ``runs_alone`` mutants get a run of their own.
+
+    Greedy: exercises with the most mutants first, each mutant into the least full run it may
+    join (so an exercise's expensive check spreads over runs), else a new run; the number of
+    runs is then about the largest number of mutants of one exercise.
+    """
+    observers = observing_cells(solution, mutants)
+    counts = {}
+    for mutant in mutants:
+        counts[mutant.answer_id] = counts.get(mutant.answer_id, 0) + 1
+    shared = sorted((m for m in mutants if not m.runs_alone), key=lambda m: -counts[m.answer_id])
+    groups: list[list[Mutant]] = []
+    for mutant in shared:
+        fits = [group for group in groups
+                if all(other.answer_id != mutant.answer_id and not observers[other.answer_id] & observers[mutant.answer_id]
+                       for other in group)]
+        if fits:
+            min(fits, key=len).append(mutant)
+        else:
+            groups.append([mutant])
+    order = {mutant: position for position, mutant in enumerate(mutants)}
+    groups = [sorted(group, key=order.get) for group in groups]
+    return groups + [[mutant] for mutant in mutants if mutant.runs_alone]
+
+
+def variants(solution, mutants: list[Mutant]) -> dict[str, list[str]]:
+    """{answer_id: the answer cell's source under each of its mutants} (stale ones left out)."""
+    from notebook_grading import answer_cell
+
+    found: dict[str, list[str]] = {}
+    for mutant in mutants:
+        source = answer_cell(solution, mutant.answer_id).source
+        if mutant.original in source:
+            found.setdefault(mutant.answer_id, []).append(source.replace(mutant.original, mutant.replacement))
+    return found
+
+
+def observing_cells(solution, mutants: list[Mutant]) -> dict[str, frozenset[int]]:
+    """{answer_id: indices of the cells that can observe any of its mutants} (see ``rounds``)."""
+    from notebook_grading import observers_and_kept
+
+    merged = variants(solution, mutants)
+    return {answer_id: observers_and_kept(solution, answer_id, merged)[0] for answer_id in {m.answer_id for m in mutants}}
