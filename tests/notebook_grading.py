@@ -259,5 +259,23 @@ def grade_cell_scores(executed_notebook) -> dict[str, tuple[float, float]]:
     return scores
 
 
+def small_notebook(*cells, trailing_demo: bool = False):
+    """A notebook for the tests of this module's analysis: ``(kind, grade_id, source)`` per code
+    cell, kind "setup", "answer" or "test"; ``trailing_demo`` adds a last cell that is neither
+    graded nor setup."""
+    notebook = nbformat.v4.new_notebook()
+    for kind, name, source in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        if kind == "setup":
+            cell.metadata["tags"] = ["setup"]
+        else:
+            cell.metadata["nbgrader"] = {"grade_id": name, "solution": kind == "answer", "grade": kind == "test",
+                                         "locked": kind == "test", "points": 1 if kind == "test" else None}
+        notebook.cells.append(cell)
+    if trailing_demo:
+        notebook.cells.append(nbformat.v4.new_code_cell("expensive_demo()"))
+    return notebook
+
+
 def read(path: Path):
     return nbformat.read(str(path), as_version=4)

@@ -1,29 +1,14 @@
 """The grouping of mutants into shared notebook runs (mutants.rounds), without running any."""
 import itertools
 
-import nbformat
 import pytest
 
 from autograder import pipeline
 from mutants import MUTANTS, Mutant, observing_cells, rounds
-from notebook_grading import read
-
-
-def _notebook(*cells):
-    notebook = nbformat.v4.new_notebook()
-    for kind, name, source in cells:
-        cell = nbformat.v4.new_code_cell(source)
-        if kind == "setup":
-            cell.metadata["tags"] = ["setup"]
-        else:
-            cell.metadata["nbgrader"] = {"grade_id": name, "solution": kind == "answer", "grade": kind == "test",
-                                         "locked": kind == "test", "points": 1 if kind == "test" else None}
-        notebook.cells.append(cell)
-    return notebook
-
+from notebook_grading import read, small_notebook
 
 # ex3 calls ex1's function; ex2 and ex4 read nothing of the others.
-COURSE = _notebook(
+COURSE = small_notebook(
     ("setup", None, "import numpy as np\nDATA = np.arange(4)"),
     ("answer", "ex1", "def scale(x):\n    return 2 * x"),
     ("test", "test_ex1", "assert scale(1) == 2"),

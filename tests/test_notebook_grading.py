@@ -1,21 +1,9 @@
 """The pruning that lets a mutant skip the grade cells that cannot observe it."""
-import nbformat
-
-from notebook_grading import cells_that_can_observe, grade_id
+from notebook_grading import cells_that_can_observe, grade_id, small_notebook
 
 
 def _notebook(*cells):
-    notebook = nbformat.v4.new_notebook()
-    for kind, name, source in cells:
-        cell = nbformat.v4.new_code_cell(source)
-        if kind == "setup":
-            cell.metadata["tags"] = ["setup"]
-        else:
-            cell.metadata["nbgrader"] = {"grade_id": name, "solution": kind == "answer", "grade": kind == "test",
-                                         "locked": kind == "test", "points": 1 if kind == "test" else None}
-        notebook.cells.append(cell)
-    notebook.cells.append(nbformat.v4.new_code_cell("expensive_demo()"))  # neither graded nor setup
-    return notebook
+    return small_notebook(*cells, trailing_demo=True)
 
 
 COURSE = _notebook(

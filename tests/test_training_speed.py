@@ -147,3 +147,42 @@ def test_a_cpu_it_cannot_read_is_said_to_be_unknown():
     units = training_speed.cpu_low_precision_units(cpuinfo_text="")
     assert units["bfloat16"] == units["float16"] == "unknown"
     assert units["verdict"].startswith("Could not tell")
+
+
+
+def test_a_profile_shows_an_input_bound_pipeline_and_a_compute_bound_one(tmp_path):
+    """Keras' TensorBoard callback writes a trace; read_profile splits its time between tf.data and
+    the training step: a map that sleeps 20 ms per batch is input-bound, the same batches cached,
+    feeding a step of about 2 ms, are compute-bound."""
+    import time
+
+    import keras
+    import tensorflow as tf
+
+    x, y = arrays(n=128)
+
+    def slow(images, labels):
+        images = tf.py_function(lambda batch: (time.sleep(0.02), batch)[1], [images], tf.float32)
+        images.set_shape((None, 8))
+        return images, labels
+
+    def busy_model():  # about 2 ms of matrix products per step: far more than serving a cached batch
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1024, activation="relu"),
+                                  keras.layers.Dense(1024, activation="relu"), keras.layers.Dense(2)])
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    found = {}
+    for name, pipeline in (("slow", batches.map(slow)), ("cached", batches.cache())):
+        busy_model().fit(pipeline.repeat(), epochs=1, steps_per_epoch=8, verbose=0, callbacks=[
+            keras.callbacks.TensorBoard(log_dir=str(tmp_path / name), profile_batch=(3, 6))])
+        found[name] = training_speed.read_profile(tmp_path / name)
+    assert found["slow"].bound == "input" and found["cached"].bound == "compute", found
+    assert found["slow"].input_share > found["cached"].input_share
+    assert all(breakdown.model_us > 0 and breakdown.top_operations for breakdown in found.values())
+
+
+def test_reading_a_profile_that_was_not_written_says_how_to_write_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="profile_batch"):
+        training_speed.read_profile(tmp_path)

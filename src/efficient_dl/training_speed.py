@@ -243,6 +243,85 @@ def speedup_table(results: list[Throughput], baseline: str | None = None) -> str
     return "\n".join(lines)
 
 
+# --- reading a TensorBoard profile -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileBreakdown:
+    """Where the profiled steps' time went, in microseconds of self time, from a trace that Keras'
+    ``TensorBoard(profile_batch=...)`` callback wrote: the "framework op stats" of TensorBoard's
+    Profile tab, added up in two groups."""
+
+    trace: str  # the .xplane.pb file read
+    input_pipeline_us: float  # tf.data: its stages and the operations of its map functions (decoding...)
+    model_us: float  # the operations of Keras' training step (forward, backward, optimizer)
+    idle_us: float  # threads with nothing to do
+    top_operations: tuple[tuple[str, float], ...]  # the costliest operation types, by self time
+
+    @property
+    def input_share(self) -> float:
+        """tf.data's share of the busy time."""
+        busy = self.input_pipeline_us + self.model_us
+        return self.input_pipeline_us / busy if busy else 0.0
+
+    @property
+    def bound(self) -> str:
+        """"input" if preparing the batches took longer than training on them, else "compute": a
+        pipeline goes at the pace of its slowest stage, however well prefetching overlaps them."""
+        return "input" if self.input_pipeline_us > self.model_us else "compute"
+
+
+# Keras 3 runs its training step as one tf.function, whose operations are all named below its
+# call (StatefulPartitionedCall/...); tf.data's stages are of type "Dataset" and the operations
+# of its map functions carry their own names (DecodePng, Cast...).
+_TRAINING_STEP_PREFIX = "StatefulPartitionedCall"
+
+
+def read_profile(log_dir, top: int = 5) -> ProfileBreakdown:
+    """The newest trace under ``log_dir`` turned into a ``ProfileBreakdown``.
+
+    TensorFlow converts a trace into TensorBoard's tables with a converter that it ships but does
+    not export (``tensorflow.python.profiler.internal``, what the Profile tab's plugin calls); its
+    ``framework_op_stats`` table lists every operation with its self time. Raises
+    ``FileNotFoundError`` if no trace was written.
+    """
+    from pathlib import Path
+
+    from efficient_dl.quiet import filtered_stderr
+
+    traces = sorted(Path(log_dir).rglob("*.xplane.pb"), key=lambda path: path.stat().st_mtime)
+    if not traces:
+        raise FileNotFoundError(
+            f"No profile trace (*.xplane.pb) under {log_dir}: pass keras.callbacks.TensorBoard(log_dir, "
+            "profile_batch=(first, last)) to fit, with the tensorboard package installed, and train past 'last'.")
+    with filtered_stderr():
+        import json
+
+        from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
+
+        table, converted = _pywrap_profiler_plugin.xspace_to_tools_data([str(traces[-1])], "framework_op_stats")
+    if not converted:
+        raise RuntimeError(f"TensorFlow could not read the trace {traces[-1]}: {table[:200]!r}")
+    first = json.loads(table)[0]  # the first table counts the idle time too
+    columns = [column["id"] for column in first["cols"]]
+    kind, name, self_time = columns.index("type"), columns.index("operation"), columns.index("total_self_time")
+    idle = pipeline = model = 0.0
+    by_type: dict[str, float] = {}
+    for row in first["rows"]:
+        values = [cell["v"] for cell in row["c"]]
+        microseconds = float(values[self_time])
+        if values[kind] == "IDLE":
+            idle += microseconds
+            continue
+        if str(values[name]).startswith(_TRAINING_STEP_PREFIX):
+            model += microseconds
+        else:
+            pipeline += microseconds
+        by_type[values[kind]] = by_type.get(values[kind], 0.0) + microseconds
+    ranked = tuple(sorted(by_type.items(), key=lambda item: -item[1])[:top])
+    return ProfileBreakdown(str(traces[-1]), pipeline, model, idle, ranked)
+
+
 # --- what the CPU has for low precision --------------------------------------------------
 
 # x86 flags (Linux names) and Arm features that matter for training in low precision.
